@@ -1,0 +1,13 @@
+#include "common/clock.hpp"
+
+#include <ctime>
+
+namespace framehive {
+
+uint64_t monotonic_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace framehive

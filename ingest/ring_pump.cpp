@@ -1,0 +1,78 @@
+#include "ingest/ring_pump.hpp"
+
+#include "common/clock.hpp"
+
+namespace framehive::ingest {
+
+result<pump_stats, media::media_error> pump_into_ring(media::decoder& dec, shm::ring_producer& ring,
+                                                      const pump_options& options) {
+  pump_stats stats;
+  const uint64_t started = monotonic_ns();
+  auto stop_requested = [&] { return options.should_stop && options.should_stop(); };
+  const auto out_w = static_cast<uint32_t>(dec.output_width());
+  const auto out_h = static_cast<uint32_t>(dec.output_height());
+  if (out_w > ring.width() || out_h > ring.height()) {
+    media::media_error err{media::media_errc::invalid_argument, dec.info().input,
+                           "frames of " + std::to_string(out_w) + "x" + std::to_string(out_h) +
+                               " do not fit the ring's " + std::to_string(ring.width()) + "x" +
+                               std::to_string(ring.height())};
+    ring.fail(err.message());
+    return err;
+  }
+  media::decoded_frame frame;
+  while (true) {
+    if (stop_requested()) {
+      stats.stopped = true;
+      break;
+    }
+    auto step = dec.next(frame);
+    if (!step) {
+      stats.decode_errors = dec.decode_errors();
+      ring.fail(step.error().message());
+      return step.error();
+    }
+    if (*step == media::decoder::step::end) {
+      ring.finish();
+      break;
+    }
+    if (options.skip_unwanted && !ring.wanted(frame.index)) {
+      ++stats.skipped;
+      continue;
+    }
+    shm::ring_producer::slot slot;
+    auto st = shm::ring_producer::acquire_status::timeout;
+    while ((st = ring.acquire(slot, options.slot_wait)) == shm::ring_producer::acquire_status::timeout) {
+      if (stop_requested())
+        break;
+    }
+    if (st == shm::ring_producer::acquire_status::timeout) {
+      stats.stopped = true;
+      break;
+    }
+    if (st != shm::ring_producer::acquire_status::ready) {
+      stats.fenced = st == shm::ring_producer::acquire_status::fenced;
+      break;
+    }
+    dec.convert_bgr(slot.pixels, static_cast<int>(slot.stride));
+    shm::frame_info info;
+    info.frame_index = frame.index;
+    info.pts = frame.pts;
+    info.time_base_num = frame.time_base.num;
+    info.time_base_den = frame.time_base.den;
+    info.keyframe = frame.keyframe;
+    info.width = out_w;
+    info.height = out_h;
+    if (!ring.publish(info)) {
+      stats.fenced = true;
+      break;
+    }
+    ++stats.published;
+    if (options.on_frame)
+      options.on_frame(frame);
+  }
+  stats.decode_errors = dec.decode_errors();
+  stats.seconds = static_cast<double>(monotonic_ns() - started) / 1e9;
+  return stats;
+}
+
+}  // namespace framehive::ingest

@@ -1,0 +1,790 @@
+#include "shm/frame_ring.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "common/clock.hpp"
+#include "shm/futex.hpp"
+
+namespace framehive::shm {
+
+namespace {
+
+constexpr uint64_t page_bytes = 4096;
+constexpr auto wait_slice = std::chrono::milliseconds(20);
+
+constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+uint64_t header_region_bytes() { return align_up(sizeof(ring_header), page_bytes); }
+
+uint32_t row_stride_for(uint32_t width) {
+  return static_cast<uint32_t>(align_up(uint64_t{width} * 3, row_alignment));
+}
+
+bool valid_name(const std::string& n) {
+  if (n.empty() || n.size() > 100)
+    return false;
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
+bool counted(uint32_t state) {
+  return state == static_cast<uint32_t>(entry_state::attached) ||
+         state == static_cast<uint32_t>(entry_state::held);
+}
+
+ring_header* header_of(const segment& seg) { return static_cast<ring_header*>(seg.data()); }
+
+slot_header* slot_at(ring_header* h, uint64_t seq) {
+  auto* base = reinterpret_cast<uint8_t*>(h) + h->slots_offset;
+  return reinterpret_cast<slot_header*>(base + (seq % h->slot_count) * h->slot_bytes);
+}
+
+uint8_t* pixels_at(ring_header* h, uint64_t seq) {
+  return reinterpret_cast<uint8_t*>(slot_at(h, seq)) + slot_header_bytes;
+}
+
+/// Checks that an opened segment is a ring of our layout.
+result<segment, ring_error> open_validated(const std::string& name) {
+  if (!valid_name(name))
+    return ring_error{ring_errc::invalid_argument, "invalid ring name '" + name + "'"};
+  auto seg = segment::open(name);
+  if (!seg)
+    return seg.error();
+  if (seg->size() < sizeof(ring_header))
+    return ring_error{ring_errc::bad_layout, "'" + name + "' is too small to be a frame ring"};
+  auto* h = header_of(*seg);
+  if (h->magic.load(std::memory_order_acquire) != ring_magic)
+    return ring_error{ring_errc::bad_layout, "'" + name + "' is not a framehive frame ring"};
+  if (h->layout_version != ring_layout_version)
+    return ring_error{ring_errc::bad_layout, "ring '" + name + "' has layout version " +
+                                                 std::to_string(h->layout_version) + ", expected " +
+                                                 std::to_string(ring_layout_version)};
+  if (h->segment_bytes != seg->size() ||
+      h->slots_offset + uint64_t{h->slot_count} * h->slot_bytes > seg->size())
+    return ring_error{ring_errc::bad_layout, "ring '" + name + "' has an inconsistent size"};
+  return seg;
+}
+
+void wake_producer(ring_header* h) {
+  h->commit_word.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake_all(&h->commit_word);
+}
+
+void wake_consumers(ring_header* h) {
+  h->publish_word.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake_all(&h->publish_word);
+}
+
+/// Makes entry `e` count for the producer from sequence `want` on. Returns the
+/// sequence granted: `want`, or the oldest sequence the producer still keeps
+/// if it already let go of `want`; `lost` grows by the difference.
+///
+/// Protocol with ring_producer::refresh_limit(): the producer publishes its
+/// floor in retain_from and then scans the entries again; we store our
+/// position and then read retain_from. With sequentially consistent
+/// operations at least one side sees the other's store, so either the
+/// producer's second scan counts us or we see its floor and move up to it.
+uint64_t join_at(ring_header* h, consumer_entry& e, uint64_t generation, uint64_t want,
+                 entry_state state, uint64_t& lost) {
+  uint64_t pos = want;
+  e.position.store(pack_position(generation, pos), std::memory_order_seq_cst);
+  e.state.store(static_cast<uint32_t>(state), std::memory_order_seq_cst);
+  while (true) {
+    uint64_t floor = h->retain_from.load(std::memory_order_seq_cst);
+    if (pos >= floor)
+      return pos;
+    lost += floor - pos;
+    pos = floor;
+    e.position.store(pack_position(generation, pos), std::memory_order_seq_cst);
+  }
+}
+
+/// Claims a free entry for a new id, preferring never-used ones so that the
+/// remembered positions of departed consumers last as long as possible.
+consumer_entry* claim_free_entry(ring_header* h) {
+  for (int pass = 0; pass < 2; ++pass) {
+    for (uint32_t i = 0; i < h->consumer_capacity; ++i) {
+      auto& e = h->consumers[i];
+      if (pass == 0 && e.ever_used.load() != 0)
+        continue;
+      uint32_t expected = static_cast<uint32_t>(entry_state::free);
+      if (e.state.compare_exchange_strong(expected, static_cast<uint32_t>(entry_state::claiming)))
+        return &e;
+    }
+  }
+  return nullptr;
+}
+
+/// The entry that belongs to `id`: a live one first, else a free one that remembers it.
+consumer_entry* find_entry(ring_header* h, uint32_t id) {
+  consumer_entry* remembered = nullptr;
+  for (uint32_t i = 0; i < h->consumer_capacity; ++i) {
+    auto& e = h->consumers[i];
+    uint32_t st = e.state.load();
+    if (e.id.load() != id)
+      continue;
+    if (st != static_cast<uint32_t>(entry_state::free))
+      return &e;
+    if (e.ever_used.load() != 0)
+      remembered = &e;
+  }
+  return remembered;
+}
+
+/// Bumps the generation of `e` (fencing whoever held it), keeping `committed`.
+uint64_t bump_generation(consumer_entry& e) {
+  uint64_t pos = e.position.load();
+  while (!e.position.compare_exchange_weak(
+      pos, pack_position(position_generation(pos) + 1, position_committed(pos)))) {
+  }
+  return position_generation(pos) + 1;
+}
+
+pid_t token_pid(uint64_t token) { return static_cast<pid_t>(token & 0xffffffffu); }
+
+uint64_t self_start_time() {
+  auto t = process_start_time(getpid());
+  return t ? *t : 0;
+}
+
+}  // namespace
+
+// -- sizes --------------------------------------------------------------------
+
+uint64_t slot_bytes_for(uint32_t width, uint32_t height) {
+  return align_up(slot_header_bytes + uint64_t{row_stride_for(width)} * height, page_bytes);
+}
+
+uint64_t segment_bytes_for(uint32_t width, uint32_t height, uint32_t slot_count) {
+  return header_region_bytes() + slot_bytes_for(width, height) * slot_count;
+}
+
+uint64_t ring_status::fill() const {
+  uint64_t floor = produced;
+  for (const auto& c : consumers)
+    if (c.state == entry_state::attached || c.state == entry_state::held)
+      floor = std::min(floor, c.committed);
+  return produced - floor;
+}
+
+// -- frame_ring (owner) -------------------------------------------------------
+
+result<frame_ring, ring_error> frame_ring::create(const ring_options& o) {
+  if (!valid_name(o.name))
+    return ring_error{ring_errc::invalid_argument,
+                      "invalid ring name '" + o.name + "' (use letters, digits, '.', '_', '-')"};
+  if (o.width == 0 || o.height == 0 || o.width > 32768 || o.height > 32768)
+    return ring_error{ring_errc::invalid_argument,
+                      "ring '" + o.name + "': frame geometry " + std::to_string(o.width) + "x" +
+                          std::to_string(o.height) + " is out of range (1..32768)"};
+  if (o.slot_count < 2)
+    return ring_error{ring_errc::invalid_argument,
+                      "ring '" + o.name + "' needs at least 2 slots, got " + std::to_string(o.slot_count)};
+  const uint64_t slot_bytes = slot_bytes_for(o.width, o.height);
+  uint32_t slots = o.slot_count;
+  if (o.max_bytes != 0) {
+    uint64_t fit = o.max_bytes > header_region_bytes() ? (o.max_bytes - header_region_bytes()) / slot_bytes : 0;
+    if (fit < 2)
+      return ring_error{ring_errc::too_large,
+                        "ring '" + o.name + "': a " + std::to_string(o.width) + "x" + std::to_string(o.height) +
+                            " frame needs " + format_bytes(slot_bytes) + " per slot, and the cap of " +
+                            format_bytes(o.max_bytes) + " holds fewer than 2 slots"};
+    slots = static_cast<uint32_t>(std::min<uint64_t>(slots, fit));
+  }
+  const uint64_t bytes = header_region_bytes() + slot_bytes * slots;
+  auto seg = segment::create(o.name, bytes, o.shm_dir);
+  if (!seg)
+    return seg.error();
+
+  auto* h = new (seg->data()) ring_header();
+  h->layout_version = ring_layout_version;
+  h->header_bytes = sizeof(ring_header);
+  h->slot_count = slots;
+  h->consumer_capacity = max_consumers;
+  h->slot_bytes = slot_bytes;
+  h->slots_offset = header_region_bytes();
+  h->segment_bytes = bytes;
+  h->width = o.width;
+  h->height = o.height;
+  h->stride = row_stride_for(o.width);
+  h->format = static_cast<uint32_t>(pixel_format::bgr24);
+  h->owner_pid = static_cast<uint32_t>(getpid());
+  h->owner_start = self_start_time();
+  h->created_ns = monotonic_ns();
+  std::snprintf(h->name, sizeof(h->name), "%s", o.name.c_str());
+  for (uint32_t s = 0; s < slots; ++s)
+    slot_at(h, s)->seq = ~uint64_t{0};  // no sequence yet
+  h->magic.store(ring_magic, std::memory_order_release);
+  return frame_ring{std::move(*seg)};
+}
+
+ring_header* frame_ring::header() const noexcept { return header_of(seg_); }
+
+uint32_t frame_ring::slot_count() const noexcept { return header()->slot_count; }
+
+result<unit, ring_error> frame_ring::reserve_consumer(uint32_t id, uint64_t start_seq, uint32_t sample_every) {
+  auto* h = header();
+  if (auto* e = find_entry(h, id); e && e->state.load() != static_cast<uint32_t>(entry_state::free))
+    return ring_error{ring_errc::consumer_busy,
+                      "ring '" + name() + "': consumer " + std::to_string(id) + " is already registered"};
+  auto* e = claim_free_entry(h);
+  if (!e)
+    return ring_error{ring_errc::table_full, "ring '" + name() + "': all " +
+                                                 std::to_string(max_consumers) + " consumer entries are taken"};
+  uint64_t gen = position_generation(e->position.load()) + 1;
+  e->id.store(id);
+  e->pid.store(0);
+  e->pid_start.store(0);
+  e->sample_every.store(std::max<uint32_t>(1, sample_every));
+  e->read_high.store(start_seq);
+  e->redelivered.store(0);
+  e->restarts.store(0);
+  e->ever_used.store(1);
+  uint64_t lost = 0;
+  join_at(h, *e, gen, start_seq, entry_state::held, lost);
+  return unit{};
+}
+
+std::vector<uint32_t> frame_ring::reclaim_dead_consumers() {
+  std::vector<uint32_t> ids;
+  auto* h = header();
+  for (uint32_t i = 0; i < h->consumer_capacity; ++i) {
+    auto& e = h->consumers[i];
+    if (e.state.load() != static_cast<uint32_t>(entry_state::attached))
+      continue;
+    uint64_t pos = e.position.load();
+    auto pid = static_cast<pid_t>(e.pid.load());
+    if (process_alive(pid, e.pid_start.load()))
+      continue;
+    // Fence first: if the process was only paused, its late commits now fail.
+    uint64_t fenced = pack_position(position_generation(pos) + 1, position_committed(pos));
+    if (!e.position.compare_exchange_strong(pos, fenced))
+      continue;  // taken over meanwhile by a new process
+    uint32_t attached = static_cast<uint32_t>(entry_state::attached);
+    e.state.compare_exchange_strong(attached, static_cast<uint32_t>(entry_state::held));
+    e.pid.store(0);
+    ids.push_back(e.id.load());
+  }
+  return ids;
+}
+
+bool frame_ring::mark_consumer_dead(uint32_t id) {
+  auto* h = header();
+  auto* e = find_entry(h, id);
+  if (!e || e->state.load() != static_cast<uint32_t>(entry_state::attached))
+    return false;
+  bump_generation(*e);
+  e->state.store(static_cast<uint32_t>(entry_state::held));
+  e->pid.store(0);
+  return true;
+}
+
+bool frame_ring::release_consumer(uint32_t id) {
+  auto* h = header();
+  auto* e = find_entry(h, id);
+  if (!e || !counted(e->state.load()))
+    return false;
+  bump_generation(*e);
+  e->pid.store(0);
+  e->state.store(static_cast<uint32_t>(entry_state::free), std::memory_order_seq_cst);
+  wake_producer(h);
+  return true;
+}
+
+void frame_ring::revoke_producer() {
+  auto* h = header();
+  uint64_t tok = h->producer_token.load();
+  while (!h->producer_token.compare_exchange_weak(tok, ((tok >> 32) + 1) << 32)) {
+  }
+  wake_producer(h);
+  wake_consumers(h);
+}
+
+ring_status frame_ring::status() const {
+  auto* h = header();
+  ring_status s;
+  s.name = name();
+  s.slot_count = h->slot_count;
+  s.width = h->width;
+  s.height = h->height;
+  s.segment_bytes = h->segment_bytes;
+  s.produced = h->producer_seq.load();
+  s.retain_from = h->retain_from.load();
+  s.stream = static_cast<stream_state>(h->stream.load());
+  if (s.stream == stream_state::failed)
+    s.error = std::string(h->error_text, strnlen(h->error_text, sizeof(h->error_text)));
+  s.producer_pid = static_cast<uint32_t>(token_pid(h->producer_token.load()));
+  s.producer_alive = s.producer_pid != 0 && process_alive(static_cast<pid_t>(s.producer_pid),
+                                                          h->producer_start.load());
+  s.producer_wait_ns = h->producer_wait_ns.load();
+  for (uint32_t i = 0; i < h->consumer_capacity; ++i) {
+    const auto& e = h->consumers[i];
+    auto st = static_cast<entry_state>(e.state.load());
+    if (st == entry_state::free || st == entry_state::claiming)
+      continue;
+    uint64_t pos = e.position.load();
+    consumer_status c;
+    c.id = e.id.load();
+    c.state = st;
+    c.pid = e.pid.load();
+    c.generation = position_generation(pos);
+    c.committed = position_committed(pos);
+    c.read_high = e.read_high.load();
+    c.sample_every = e.sample_every.load();
+    c.restarts = e.restarts.load();
+    c.redelivered = e.redelivered.load();
+    s.consumers.push_back(c);
+  }
+  return s;
+}
+
+// -- ring_producer ------------------------------------------------------------
+
+result<ring_producer, ring_error> ring_producer::open(const std::string& name) {
+  auto seg = open_validated(name);
+  if (!seg)
+    return seg.error();
+  auto* h = header_of(*seg);
+  if (h->stream.load() != static_cast<uint32_t>(stream_state::running))
+    return ring_error{ring_errc::invalid_argument, "ring '" + name + "' has already ended"};
+  const auto me = static_cast<uint32_t>(getpid());
+  const uint64_t my_start = self_start_time();
+  uint64_t tok = h->producer_token.load();
+  while (true) {
+    pid_t holder = token_pid(tok);
+    if (holder != 0 && static_cast<uint32_t>(holder) != me &&
+        process_alive(holder, h->producer_start.load()))
+      return ring_error{ring_errc::producer_busy, "ring '" + name + "' already has a producer (pid " +
+                                                      std::to_string(holder) + ")"};
+    // Start time before the token: an observer that sees our pid sees our start.
+    h->producer_start.store(my_start);
+    uint64_t mine = (((tok >> 32) + 1) << 32) | me;
+    if (h->producer_token.compare_exchange_strong(tok, mine)) {
+      ring_producer p{std::move(*seg)};
+      p.token_ = mine;
+      p.seq_ = h->producer_seq.load();
+      return p;
+    }
+  }
+}
+
+ring_header* ring_producer::header() const noexcept { return header_of(seg_); }
+
+bool ring_producer::fenced() const noexcept {
+  return header()->producer_token.load(std::memory_order_relaxed) != token_;
+}
+
+uint64_t ring_producer::scan_floor() const noexcept {
+  auto* h = header();
+  uint64_t floor = seq_;
+  for (uint32_t i = 0; i < h->consumer_capacity; ++i) {
+    auto& e = h->consumers[i];
+    if (counted(e.state.load(std::memory_order_seq_cst)))
+      floor = std::min(floor, position_committed(e.position.load(std::memory_order_seq_cst)));
+  }
+  return floor;
+}
+
+void ring_producer::refresh_limit() noexcept {
+  // See join_at(): publish the floor, then scan once more for late joiners.
+  auto* h = header();
+  uint64_t first = scan_floor();
+  h->retain_from.store(first, std::memory_order_seq_cst);
+  uint64_t second = scan_floor();
+  uint64_t floor = std::min(first, second);
+  if (floor < first)
+    h->retain_from.store(floor, std::memory_order_seq_cst);
+  limit_ = floor + h->slot_count;
+}
+
+ring_producer::acquire_status ring_producer::acquire(slot& out, std::chrono::nanoseconds timeout) {
+  auto* h = header();
+  if (fenced())
+    return acquire_status::fenced;
+  if (h->stream.load() != static_cast<uint32_t>(stream_state::running))
+    return acquire_status::closed;
+  if (seq_ >= limit_)
+    refresh_limit();
+  if (seq_ >= limit_) {
+    const uint64_t start = monotonic_ns();
+    const uint64_t deadline = start + static_cast<uint64_t>(timeout.count());
+    auto status = acquire_status::ready;
+    h->producer_waiting.store(1, std::memory_order_seq_cst);
+    while (true) {
+      uint32_t word = h->commit_word.load(std::memory_order_seq_cst);
+      refresh_limit();
+      if (seq_ < limit_)
+        break;
+      if (fenced()) {
+        status = acquire_status::fenced;
+        break;
+      }
+      uint64_t now = monotonic_ns();
+      if (now >= deadline) {
+        status = acquire_status::timeout;
+        break;
+      }
+      futex_wait(&h->commit_word, word,
+                 std::min<std::chrono::nanoseconds>(std::chrono::nanoseconds(deadline - now), wait_slice));
+    }
+    h->producer_waiting.store(0, std::memory_order_seq_cst);
+    h->producer_wait_ns.fetch_add(monotonic_ns() - start, std::memory_order_relaxed);
+    if (status != acquire_status::ready)
+      return status;
+  }
+  out.pixels = pixels_at(h, seq_);
+  out.stride = h->stride;
+  out.width = h->width;
+  out.height = h->height;
+  out.seq = seq_;
+  slot_ready_ = true;
+  return acquire_status::ready;
+}
+
+bool ring_producer::publish(const frame_info& info) {
+  if (!slot_ready_ || fenced())
+    return false;
+  auto* h = header();
+  auto* sh = slot_at(h, seq_);
+  sh->seq = seq_;
+  sh->frame_index = info.frame_index;
+  sh->pts = info.pts;
+  sh->time_base_num = info.time_base_num;
+  sh->time_base_den = info.time_base_den;
+  sh->keyframe = info.keyframe ? 1 : 0;
+  sh->width = info.width ? std::min(info.width, h->width) : h->width;
+  sh->height = info.height ? std::min(info.height, h->height) : h->height;
+  sh->stride = h->stride;
+  sh->format = h->format;
+  h->next_frame_index.store(info.frame_index + 1, std::memory_order_relaxed);
+  sh->publish_ns = monotonic_ns();
+  h->producer_seq.store(seq_ + 1, std::memory_order_seq_cst);
+  ++seq_;
+  slot_ready_ = false;
+  h->publish_word.fetch_add(1, std::memory_order_seq_cst);
+  if (h->consumer_waiters.load(std::memory_order_seq_cst) != 0)
+    futex_wake_all(&h->publish_word);
+  return true;
+}
+
+bool ring_producer::wanted(int64_t frame_index) const noexcept {
+  auto* h = header();
+  bool any = false;
+  for (uint32_t i = 0; i < h->consumer_capacity; ++i) {
+    auto& e = h->consumers[i];
+    if (!counted(e.state.load(std::memory_order_relaxed)))
+      continue;
+    any = true;
+    uint32_t k = e.sample_every.load(std::memory_order_relaxed);
+    if (k <= 1 || frame_index % k == 0)
+      return true;
+  }
+  return !any;  // nobody registered yet: keep everything for whoever joins
+}
+
+void ring_producer::finish() {
+  if (fenced())
+    return;
+  auto* h = header();
+  h->stream.store(static_cast<uint32_t>(stream_state::end_of_stream), std::memory_order_seq_cst);
+  wake_consumers(h);
+}
+
+void ring_producer::fail(std::string_view reason) {
+  if (fenced())
+    return;
+  auto* h = header();
+  std::size_t n = std::min(reason.size(), sizeof(h->error_text) - 1);
+  std::memcpy(h->error_text, reason.data(), n);
+  h->error_text[n] = '\0';
+  h->stream.store(static_cast<uint32_t>(stream_state::failed), std::memory_order_seq_cst);
+  wake_consumers(h);
+}
+
+int64_t ring_producer::next_frame_index() const noexcept {
+  return header()->next_frame_index.load();
+}
+uint32_t ring_producer::width() const noexcept { return header()->width; }
+uint32_t ring_producer::height() const noexcept { return header()->height; }
+uint32_t ring_producer::stride() const noexcept { return header()->stride; }
+uint32_t ring_producer::slot_count() const noexcept { return header()->slot_count; }
+
+// -- ring_consumer ------------------------------------------------------------
+
+result<ring_consumer, ring_error> ring_consumer::attach(const std::string& name, uint32_t id,
+                                                        const attach_options& o) {
+  auto seg = open_validated(name);
+  if (!seg)
+    return seg.error();
+  auto* h = header_of(*seg);
+  const auto me = static_cast<uint32_t>(getpid());
+  const uint64_t my_start = self_start_time();
+  const uint32_t k = std::max<uint32_t>(1, o.sample_every);
+
+  ring_consumer c;
+  c.id_ = id;
+  c.sample_every_ = k;
+
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    consumer_entry* e = find_entry(h, id);
+    uint32_t st = e ? e->state.load() : static_cast<uint32_t>(entry_state::free);
+    if (e && st == static_cast<uint32_t>(entry_state::claiming))
+      continue;  // someone is setting it up; look again
+    if (e && counted(st)) {
+      // Take over a held entry, or an attached one whose process is gone.
+      if (st == static_cast<uint32_t>(entry_state::attached) &&
+          process_alive(static_cast<pid_t>(e->pid.load()), e->pid_start.load()))
+        return ring_error{ring_errc::consumer_busy, "ring '" + name + "': consumer " + std::to_string(id) +
+                                                        " is attached by live pid " +
+                                                        std::to_string(e->pid.load())};
+      // Claim the pid first so the owner's dead-consumer scan leaves us alone,
+      // then fence the previous holder by bumping the generation.
+      e->pid_start.store(my_start);
+      e->pid.store(me);
+      uint64_t pos = e->position.load();
+      uint64_t gen = position_generation(pos) + 1;
+      if (!e->position.compare_exchange_strong(pos, pack_position(gen, position_committed(pos))))
+        continue;
+      e->sample_every.store(k);
+      e->state.store(static_cast<uint32_t>(entry_state::attached), std::memory_order_seq_cst);
+      c.generation_ = gen;
+      c.committed_ = position_committed(pos);
+      uint64_t high = e->read_high.load();
+      c.redelivered_ = high > c.committed_ ? high - c.committed_ : 0;
+      e->redelivered.fetch_add(c.redelivered_);
+      e->restarts.fetch_add(1);
+      c.index_ = static_cast<uint32_t>(e - h->consumers);
+    } else {
+      // A new id, or one that left earlier (free entry remembering it).
+      bool remembered = e != nullptr;
+      if (remembered) {
+        uint32_t expected = static_cast<uint32_t>(entry_state::free);
+        if (!e->state.compare_exchange_strong(expected, static_cast<uint32_t>(entry_state::claiming)))
+          continue;
+      } else {
+        e = claim_free_entry(h);
+        if (!e)
+          return ring_error{ring_errc::table_full, "ring '" + name + "': all " +
+                                                       std::to_string(max_consumers) +
+                                                       " consumer entries are taken"};
+      }
+      uint64_t old = e->position.load();
+      uint64_t gen = position_generation(old) + 1;
+      uint64_t want = h->producer_seq.load();
+      if (remembered && o.start == attach_options::start_mode::resume)
+        want = position_committed(old);
+      else if (o.start == attach_options::start_mode::at)
+        want = o.at_seq;
+      e->id.store(id);
+      e->pid_start.store(my_start);
+      e->pid.store(me);
+      e->sample_every.store(k);
+      if (!remembered) {
+        e->redelivered.store(0);
+        e->restarts.store(0);
+      }
+      e->read_high.store(want);
+      e->ever_used.store(1);
+      c.committed_ = join_at(h, *e, gen, want, entry_state::attached, c.lost_);
+      c.generation_ = gen;
+      c.index_ = static_cast<uint32_t>(e - h->consumers);
+    }
+    c.cursor_ = c.committed_;
+    c.handed_high_ = c.committed_;
+    c.start_seq_ = c.committed_;
+    c.seg_ = std::move(*seg);
+    c.attached_ = true;
+    return c;
+  }
+  return ring_error{ring_errc::consumer_busy,
+                    "ring '" + name + "': consumer " + std::to_string(id) + " kept changing while attaching"};
+}
+
+ring_consumer::ring_consumer(ring_consumer&& o) noexcept { *this = std::move(o); }
+
+ring_consumer& ring_consumer::operator=(ring_consumer&& o) noexcept {
+  if (this != &o) {
+    seg_ = std::move(o.seg_);
+    id_ = o.id_;
+    index_ = o.index_;
+    generation_ = o.generation_;
+    committed_ = o.committed_;
+    cursor_ = o.cursor_;
+    handed_high_ = o.handed_high_;
+    start_seq_ = o.start_seq_;
+    redelivered_ = o.redelivered_;
+    lost_ = o.lost_;
+    sample_every_ = o.sample_every_;
+    attached_ = o.attached_;
+    o.attached_ = false;
+  }
+  return *this;
+}
+
+ring_consumer::~ring_consumer() {
+  if (!attached_)
+    return;
+  // Gone without detach(): keep the position, like a crash, but say so at once.
+  auto& e = entry();
+  if (position_generation(e.position.load()) == generation_) {
+    uint32_t attached = static_cast<uint32_t>(entry_state::attached);
+    if (e.state.compare_exchange_strong(attached, static_cast<uint32_t>(entry_state::held)))
+      e.pid.store(0);
+  }
+}
+
+ring_header* ring_consumer::header() const noexcept { return header_of(seg_); }
+consumer_entry& ring_consumer::entry() const noexcept { return header()->consumers[index_]; }
+
+bool ring_consumer::producer_gone() const {
+  auto* h = header();
+  pid_t pid = token_pid(h->producer_token.load());
+  if (pid == 0)
+    return false;  // not started yet (or revoked): a new one may come
+  return !process_alive(pid, h->producer_start.load());
+}
+
+ring_consumer::read_status ring_consumer::next(frame_view& out, std::chrono::nanoseconds timeout) {
+  auto* h = header();
+  auto& e = entry();
+  const uint64_t deadline = monotonic_ns() + static_cast<uint64_t>(std::max<int64_t>(0, timeout.count()));
+  bool registered = false;
+  int waits = 0;
+  auto leave = [&](read_status s) {
+    if (registered)
+      h->consumer_waiters.fetch_sub(1, std::memory_order_seq_cst);
+    return s;
+  };
+  while (true) {
+    if (position_generation(e.position.load(std::memory_order_relaxed)) != generation_)
+      return leave(read_status::fenced);
+    const uint64_t produced = h->producer_seq.load(std::memory_order_seq_cst);
+    while (cursor_ < produced) {
+      const slot_header* sh = slot_at(h, cursor_);
+      if (sh->seq != cursor_)
+        return leave(read_status::fenced);  // overwritten: we were released
+      if (sample_every_ > 1 && sh->frame_index % sample_every_ != 0) {
+        ++cursor_;
+        continue;
+      }
+      out.seq = cursor_;
+      out.frame_index = sh->frame_index;
+      out.pts = sh->pts;
+      out.time_base_num = sh->time_base_num;
+      out.time_base_den = sh->time_base_den;
+      out.keyframe = sh->keyframe != 0;
+      out.width = sh->width;
+      out.height = sh->height;
+      out.stride = sh->stride;
+      out.format = static_cast<pixel_format>(sh->format);
+      out.publish_ns = sh->publish_ns;
+      out.pixels = pixels_at(h, cursor_);
+      ++cursor_;
+      if (cursor_ > handed_high_) {
+        handed_high_ = cursor_;
+        e.read_high.store(handed_high_, std::memory_order_relaxed);
+      }
+      return leave(read_status::frame);
+    }
+    // Frames skipped by sampling with nothing else outstanding: acknowledge
+    // them now so that they do not hold the producer back.
+    if (handed_high_ <= committed_ && cursor_ > committed_ && !store_committed(cursor_))
+      return leave(read_status::fenced);
+
+    uint32_t st = h->stream.load(std::memory_order_seq_cst);
+    if (st != static_cast<uint32_t>(stream_state::running)) {
+      if (cursor_ < h->producer_seq.load(std::memory_order_seq_cst))
+        continue;
+      return leave(st == static_cast<uint32_t>(stream_state::end_of_stream) ? read_status::end_of_stream
+                                                                           : read_status::producer_failed);
+    }
+    const uint64_t now = monotonic_ns();
+    if (now >= deadline)
+      return leave(read_status::timeout);
+    if (!registered) {
+      h->consumer_waiters.fetch_add(1, std::memory_order_seq_cst);
+      registered = true;
+      continue;  // look again now that the producer will wake us
+    }
+    if (waits > 0 && producer_gone() && cursor_ >= h->producer_seq.load())
+      return leave(read_status::producer_lost);
+    uint32_t word = h->publish_word.load(std::memory_order_seq_cst);
+    if (cursor_ < h->producer_seq.load(std::memory_order_seq_cst) ||
+        h->stream.load() != static_cast<uint32_t>(stream_state::running))
+      continue;
+    futex_wait(&h->publish_word, word,
+               std::min<std::chrono::nanoseconds>(std::chrono::nanoseconds(deadline - now), wait_slice));
+    ++waits;
+  }
+}
+
+bool ring_consumer::store_committed(uint64_t committed) {
+  auto& e = entry();
+  uint64_t expected = e.position.load(std::memory_order_relaxed);
+  while (true) {
+    if (position_generation(expected) != generation_)
+      return false;
+    if (position_committed(expected) >= committed)
+      break;  // moved up already (join clamp)
+    if (e.position.compare_exchange_weak(expected, pack_position(generation_, committed),
+                                         std::memory_order_seq_cst))
+      break;
+  }
+  committed_ = std::max(committed_, committed);
+  auto* h = header();
+  if (h->producer_waiting.load(std::memory_order_seq_cst) != 0)
+    wake_producer(h);
+  return true;
+}
+
+bool ring_consumer::commit(uint64_t seq) {
+  if (!attached_)
+    return false;
+  uint64_t want = std::min(seq + 1, cursor_);
+  if (want <= committed_)
+    return position_generation(entry().position.load()) == generation_;
+  return store_committed(want);
+}
+
+void ring_consumer::detach() {
+  if (!attached_)
+    return;
+  attached_ = false;
+  auto& e = entry();
+  uint64_t pos = e.position.load();
+  if (position_generation(pos) != generation_)
+    return;  // fenced: the entry is no longer ours
+  if (!e.position.compare_exchange_strong(pos, pack_position(generation_ + 1, position_committed(pos))))
+    return;
+  e.pid.store(0);
+  e.state.store(static_cast<uint32_t>(entry_state::free), std::memory_order_seq_cst);
+  wake_producer(header());
+}
+
+std::string ring_consumer::error_text() const {
+  auto* h = header();
+  return std::string(h->error_text, strnlen(h->error_text, sizeof(h->error_text)));
+}
+
+uint32_t ring_consumer::width() const noexcept { return header()->width; }
+uint32_t ring_consumer::height() const noexcept { return header()->height; }
+
+const char* to_string(ring_consumer::read_status s) noexcept {
+  switch (s) {
+    case ring_consumer::read_status::frame: return "frame";
+    case ring_consumer::read_status::end_of_stream: return "end_of_stream";
+    case ring_consumer::read_status::producer_failed: return "producer_failed";
+    case ring_consumer::read_status::producer_lost: return "producer_lost";
+    case ring_consumer::read_status::timeout: return "timeout";
+    case ring_consumer::read_status::fenced: return "fenced";
+  }
+  return "unknown";
+}
+
+}  // namespace framehive::shm
