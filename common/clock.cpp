@@ -11,3 +11,14 @@ uint64_t monotonic_ns() noexcept {
 }
 
 }  // namespace framehive
+
+#include <malloc.h>
+
+namespace framehive {
+
+void keep_freed_memory() noexcept {
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
+}
+
+}  // namespace framehive

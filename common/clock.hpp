@@ -9,3 +9,13 @@ namespace framehive {
 uint64_t monotonic_ns() noexcept;
 
 }  // namespace framehive
+
+namespace framehive {
+
+/// Makes glibc keep freed memory for reuse instead of returning it to the
+/// kernel: FFmpeg frees and reallocates large packet and frame buffers all
+/// the time, and each round trip through mmap/munmap costs page faults on
+/// every frame. Call once at the start of processes that decode.
+void keep_freed_memory() noexcept;
+
+}  // namespace framehive
