@@ -12,3 +12,23 @@ target_link_libraries(framehive_ffmpeg INTERFACE PkgConfig::FFMPEG)
 add_library(FFmpeg::ffmpeg ALIAS framehive_ffmpeg)
 
 find_package(GTest REQUIRED)
+
+# CAF 0.17 as Debian packages it: libraries and headers, no CMake package.
+find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
+find_library(CAF_CORE_LIB caf_core REQUIRED)
+find_library(CAF_IO_LIB caf_io REQUIRED)
+add_library(CAF::core UNKNOWN IMPORTED)
+set_target_properties(CAF::core PROPERTIES
+  IMPORTED_LOCATION "${CAF_CORE_LIB}"
+  INTERFACE_INCLUDE_DIRECTORIES "${CAF_INCLUDE_DIR}"
+  INTERFACE_LINK_LIBRARIES Threads::Threads)
+add_library(CAF::io UNKNOWN IMPORTED)
+set_target_properties(CAF::io PROPERTIES
+  IMPORTED_LOCATION "${CAF_IO_LIB}"
+  INTERFACE_LINK_LIBRARIES CAF::core)
+
+find_package(OpenCV 4 REQUIRED COMPONENTS core imgproc imgcodecs objdetect video)
+find_package(nlohmann_json 3 REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(SQLite3 REQUIRED)

@@ -6,6 +6,12 @@ namespace framehive::ingest {
 
 result<pump_stats, media::media_error> pump_into_ring(media::decoder& dec, shm::ring_producer& ring,
                                                       const pump_options& options) {
+  pump_cursor cursor;
+  return pump_into_ring(dec, ring, options, cursor);
+}
+
+result<pump_stats, media::media_error> pump_into_ring(media::decoder& dec, shm::ring_producer& ring,
+                                                      const pump_options& options, pump_cursor& cursor) {
   pump_stats stats;
   const uint64_t started = monotonic_ns();
   auto stop_requested = [&] { return options.should_stop && options.should_stop(); };
@@ -19,25 +25,28 @@ result<pump_stats, media::media_error> pump_into_ring(media::decoder& dec, shm::
     ring.fail(err.message());
     return err;
   }
-  media::decoded_frame frame;
+  media::decoded_frame& frame = cursor.frame;
   while (true) {
-    if (stop_requested()) {
-      stats.stopped = true;
-      break;
-    }
-    auto step = dec.next(frame);
-    if (!step) {
-      stats.decode_errors = dec.decode_errors();
-      ring.fail(step.error().message());
-      return step.error();
-    }
-    if (*step == media::decoder::step::end) {
-      ring.finish();
-      break;
-    }
-    if (options.skip_unwanted && !ring.wanted(frame.index)) {
-      ++stats.skipped;
-      continue;
+    if (!cursor.pending) {
+      if (stop_requested()) {
+        stats.stopped = true;
+        break;
+      }
+      auto step = dec.next(frame);
+      if (!step) {
+        stats.decode_errors = dec.decode_errors();
+        ring.fail(step.error().message());
+        return step.error();
+      }
+      if (*step == media::decoder::step::end) {
+        ring.finish();
+        break;
+      }
+      if (options.skip_unwanted && !ring.wanted(frame.index)) {
+        ++stats.skipped;
+        continue;
+      }
+      cursor.pending = true;
     }
     shm::ring_producer::slot slot;
     auto st = shm::ring_producer::acquire_status::timeout;
@@ -46,7 +55,7 @@ result<pump_stats, media::media_error> pump_into_ring(media::decoder& dec, shm::
         break;
     }
     if (st == shm::ring_producer::acquire_status::timeout) {
-      stats.stopped = true;
+      stats.stopped = true;  // the frame stays pending in the cursor
       break;
     }
     if (st != shm::ring_producer::acquire_status::ready) {
@@ -66,6 +75,7 @@ result<pump_stats, media::media_error> pump_into_ring(media::decoder& dec, shm::
       stats.fenced = true;
       break;
     }
+    cursor.pending = false;
     ++stats.published;
     if (options.on_frame)
       options.on_frame(frame);

@@ -31,10 +31,22 @@ struct pump_stats {
   bool fenced = false;        ///< another producer took the ring over
 };
 
+/// Carries a decoded frame that could not be published yet (the pump was asked
+/// to stop while waiting for a slot) over to the next pump_into_ring() call,
+/// so that stopping between slices never drops a frame.
+struct pump_cursor {
+  bool pending = false;
+  media::decoded_frame frame;
+};
+
 /// Decodes `dec` into `ring` until the input ends: swscale writes each frame
 /// straight into its slot. On success marks the ring's end of stream; on a
 /// decode error marks it failed with the error's message and returns it.
 result<pump_stats, media::media_error> pump_into_ring(media::decoder& dec, shm::ring_producer& ring,
                                                       const pump_options& options = {});
+
+/// The same in slices: call again with the same cursor after a stop.
+result<pump_stats, media::media_error> pump_into_ring(media::decoder& dec, shm::ring_producer& ring,
+                                                      const pump_options& options, pump_cursor& cursor);
 
 }  // namespace framehive::ingest

@@ -1,0 +1,368 @@
+#pragma once
+
+// The whole cross-process protocol of framehive: every message type with its
+// inspect(), every atom, the typed interfaces of coordinator, node and worker,
+// and the one type-ID block that registers them. Every process calls
+// framehive::register_protocol(cfg) before creating its actor_system.
+//
+// Who talks to whom:
+//   framehive CLI  --request-->  coordinator_actor
+//   node           --request-->  coordinator_actor   (hello, result batches, video reports, status)
+//   coordinator    --request-->  node_actor          (assign, cancel)
+//   worker         --request-->  node_port_actor     (hello, result batches, progress)
+//   node           --request-->  worker_actor        (probe, start decoder/consumer, stop)
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "caf/all.hpp"
+
+namespace framehive {
+
+// -- atoms ------------------------------------------------------------------------
+
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using results_atom = caf::atom_constant<caf::atom("results")>;
+using tree_atom = caf::atom_constant<caf::atom("tree")>;
+using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using probe_atom = caf::atom_constant<caf::atom("probe")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using connect_to_atom = caf::atom_constant<caf::atom("connect")>;
+
+// -- errors -------------------------------------------------------------------------
+
+/// The one project error enum; errors travel as caf::error with a message
+/// that names the input and the cause.
+enum class errc : uint8_t {
+  invalid_request = 1,  ///< malformed request (unknown analyzer, no inputs, ...)
+  bad_input,            ///< the video cannot be used (missing, not media, ...)
+  no_capacity,          ///< not enough shared memory or workers
+  not_found,            ///< no such job or video
+  stale_epoch,          ///< results from an assignment that was revoked
+  unavailable,          ///< a peer is not connected (yet)
+  internal,
+};
+
+inline caf::error make_error(errc code, std::string message) {
+  return caf::error{static_cast<uint8_t>(code), caf::atom("framehive"), caf::make_message(std::move(message))};
+}
+
+/// The message of an error made with make_error (or CAF's own rendering).
+std::string describe(const caf::error& e);
+
+// -- jobs ---------------------------------------------------------------------------
+
+/// What `framehive submit` asks for.
+struct job_spec {
+  std::vector<std::string> inputs;     ///< paths (absolute) or URLs
+  std::vector<std::string> analyzers;  ///< names from the analyzer registry
+  uint32_t stride = 1;                 ///< analyse every k-th frame
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
+  return f(caf::meta::type_name("job_spec"), x.inputs, x.analyzers, x.stride);
+}
+
+// -- node registration --------------------------------------------------------------
+
+struct node_info {
+  std::string name;
+  std::string host;
+  uint32_t cores = 0;
+  uint64_t shm_budget = 0;  ///< bytes of /dev/shm the node may use for rings
+  std::string version;
+  uint32_t pid = 0;
+  std::vector<uint64_t> running;  ///< videos it still runs (after a coordinator restart)
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_info& x) {
+  return f(caf::meta::type_name("node_info"), x.name, x.host, x.cores, x.shm_budget, x.version, x.pid,
+           x.running);
+}
+
+struct node_welcome {
+  std::string coordinator_version;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_welcome& x) {
+  return f(caf::meta::type_name("node_welcome"), x.coordinator_version);
+}
+
+// -- video assignment ------------------------------------------------------------------
+
+/// One video assigned to one node. `epoch` fences results of older assignments.
+struct video_task {
+  uint64_t job = 0;
+  uint64_t video = 0;
+  uint64_t epoch = 0;
+  std::string input;
+  std::vector<std::string> analyzers;
+  uint32_t stride = 1;
+  int64_t start_frame = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, video_task& x) {
+  return f(caf::meta::type_name("video_task"), x.job, x.video, x.epoch, x.input, x.analyzers, x.stride,
+           x.start_frame);
+}
+
+/// What probing a video tells the node (from a worker: the node never runs FFmpeg).
+struct video_meta {
+  uint32_t width = 0;
+  uint32_t height = 0;
+  double fps = 0;
+  double duration_s = 0;
+  int64_t frames = 0;  ///< -1 if unknown
+  std::string codec;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, video_meta& x) {
+  return f(caf::meta::type_name("video_meta"), x.width, x.height, x.fps, x.duration_s, x.frames, x.codec);
+}
+
+/// The node's final word on a video (done or failed).
+struct video_report {
+  uint64_t video = 0;
+  uint64_t epoch = 0;
+  std::string node;
+  bool ok = false;
+  std::string error;
+  int64_t frames_total = 0;    ///< frames in the video (decoder's last index + 1)
+  int64_t frames_decoded = 0;  ///< frames the decoder decoded (once per node)
+  int64_t decode_errors = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, video_report& x) {
+  return f(caf::meta::type_name("video_report"), x.video, x.epoch, x.node, x.ok, x.error, x.frames_total,
+           x.frames_decoded, x.decode_errors);
+}
+
+// -- results ------------------------------------------------------------------------------
+
+/// One analyzer's result for one frame; `data` is a JSON object.
+struct frame_result {
+  int64_t frame = 0;
+  int64_t pts = 0;
+  std::string data;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, frame_result& x) {
+  return f(caf::meta::type_name("frame_result"), x.frame, x.pts, x.data);
+}
+
+/// Results of consecutive frames of one (video, analyzer), in frame order.
+struct result_batch {
+  uint64_t video = 0;
+  uint64_t epoch = 0;
+  std::string analyzer;
+  std::string node;  ///< filled in by the node that forwards it
+  double time_base = 0;  ///< seconds per pts unit
+  std::vector<frame_result> frames;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, result_batch& x) {
+  return f(caf::meta::type_name("result_batch"), x.video, x.epoch, x.analyzer, x.node, x.time_base, x.frames);
+}
+
+/// The coordinator stored a batch (idempotently); the consumer may commit its frames.
+struct batch_ack {
+  uint64_t video = 0;
+  std::string analyzer;
+  int64_t watermark = -1;  ///< highest frame below which every frame is stored
+  uint64_t stored = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, batch_ack& x) {
+  return f(caf::meta::type_name("batch_ack"), x.video, x.analyzer, x.watermark, x.stored);
+}
+
+// -- the live actor tree ---------------------------------------------------------------------
+
+/// One row of `framehive tree`. Rows form a tree through `parent`.
+struct tree_entry {
+  std::string id;
+  std::string parent;
+  std::string kind;   ///< coordinator | node | worker | video | decoder | consumer
+  std::string name;
+  std::string state;
+  double fps = 0;
+  int64_t position = 0;
+  int64_t total = 0;
+  uint64_t ring_fill = 0;
+  uint64_t ring_slots = 0;
+  int64_t lag = 0;
+  uint32_t pid = 0;
+  uint32_t restarts = 0;
+  uint64_t redelivered = 0;
+  uint64_t quarantined = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tree_entry& x) {
+  return f(caf::meta::type_name("tree_entry"), x.id, x.parent, x.kind, x.name, x.state, x.fps, x.position,
+           x.total, x.ring_fill, x.ring_slots, x.lag, x.pid, x.restarts, x.redelivered, x.quarantined);
+}
+
+/// A node's part of the tree, pushed to the coordinator twice a second.
+struct node_status {
+  std::string node;
+  std::vector<tree_entry> entries;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_status& x) {
+  return f(caf::meta::type_name("node_status"), x.node, x.entries);
+}
+
+// -- node <-> worker ----------------------------------------------------------------------------
+
+struct worker_hello {
+  uint32_t index = 0;
+  uint32_t pid = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, worker_hello& x) {
+  return f(caf::meta::type_name("worker_hello"), x.index, x.pid);
+}
+
+struct decoder_task {
+  uint64_t video = 0;
+  uint64_t epoch = 0;
+  std::string input;
+  std::string ring;
+  int64_t start_frame = 0;
+  uint32_t max_width = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, decoder_task& x) {
+  return f(caf::meta::type_name("decoder_task"), x.video, x.epoch, x.input, x.ring, x.start_frame, x.max_width);
+}
+
+struct consumer_task {
+  uint64_t video = 0;
+  uint64_t epoch = 0;
+  std::string ring;
+  uint32_t consumer_id = 0;
+  std::string analyzer;
+  uint32_t stride = 1;
+  std::string output_dir;
+  double fps = 0;
+  uint32_t batch_frames = 8;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, consumer_task& x) {
+  return f(caf::meta::type_name("consumer_task"), x.video, x.epoch, x.ring, x.consumer_id, x.analyzer, x.stride,
+           x.output_dir, x.fps, x.batch_frames);
+}
+
+/// Progress of a decoder or consumer actor, sent to the node every half second
+/// and once at the end (state "done" or "failed").
+struct actor_progress {
+  uint64_t video = 0;
+  uint64_t epoch = 0;
+  std::string role;      ///< "decoder" or the analyzer's name
+  std::string state;     ///< starting | running | done | failed
+  int64_t position = 0;  ///< next frame index
+  int64_t frames = 0;    ///< frames handled by this actor instance
+  double fps = 0;
+  uint32_t pid = 0;
+  std::string error;
+  int64_t decode_errors = 0;
+  uint64_t redelivered = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, actor_progress& x) {
+  return f(caf::meta::type_name("actor_progress"), x.video, x.epoch, x.role, x.state, x.position, x.frames, x.fps,
+           x.pid, x.error, x.decode_errors, x.redelivered);
+}
+
+// -- typed interfaces -----------------------------------------------------------------------------
+
+/// A worker process: hosts decoder and consumer actors (FFmpeg and OpenCV live here).
+using worker_actor = caf::typed_actor<
+    caf::replies_to<probe_atom, std::string>::with<video_meta>,
+    caf::replies_to<decoder_task>::with<caf::ok_atom>,
+    caf::replies_to<consumer_task>::with<caf::ok_atom>,
+    caf::reacts_to<stop_atom, uint64_t>>;
+
+/// The node as its workers see it (published on loopback only).
+using node_port_actor = caf::typed_actor<
+    caf::replies_to<worker_hello, worker_actor>::with<caf::ok_atom>,
+    caf::replies_to<result_batch>::with<batch_ack>,
+    caf::reacts_to<actor_progress>>;
+
+/// The node as the coordinator sees it.
+using node_actor = caf::typed_actor<
+    caf::replies_to<video_task>::with<caf::ok_atom>,
+    caf::reacts_to<cancel_atom, uint64_t>>;
+
+/// The coordinator as nodes and the CLI see it. Queries answer JSON text.
+using coordinator_actor = caf::typed_actor<
+    caf::replies_to<job_spec>::with<uint64_t>,
+    caf::replies_to<status_atom, uint64_t>::with<std::string>,
+    caf::replies_to<results_atom, uint64_t, bool>::with<std::string>,
+    caf::replies_to<tree_atom>::with<std::string>,
+    caf::replies_to<nodes_atom>::with<std::string>,
+    caf::replies_to<cancel_atom, uint64_t>::with<std::string>,
+    caf::replies_to<node_info, node_actor>::with<node_welcome>,
+    caf::replies_to<result_batch>::with<batch_ack>,
+    caf::replies_to<video_report>::with<caf::ok_atom>,
+    caf::reacts_to<node_status>>;
+
+/// Registers every type above with CAF; call before constructing actor_system.
+void register_protocol(caf::actor_system_config& cfg);
+
+/// Heartbeats and connection timeouts for every framehive process. They must be
+/// on at both ends of a connection, or the side that has them declares an idle
+/// peer dead (see CAF-0.17.md). INI and flags override them.
+void configure_network(caf::actor_system_config& cfg);
+
+/// Splits "host:port"; false if malformed.
+bool split_host_port(const std::string& s, std::string& host, uint16_t& port);
+
+/// Version string every process reports.
+inline constexpr const char* version = "0.1.0";
+
+}  // namespace framehive
+
+CAF_BEGIN_TYPE_ID_BLOCK(framehive, caf::first_custom_type_id)
+  CAF_ADD_TYPE_ID(framehive, (framehive::job_spec))
+  CAF_ADD_TYPE_ID(framehive, (framehive::node_info))
+  CAF_ADD_TYPE_ID(framehive, (framehive::node_welcome))
+  CAF_ADD_TYPE_ID(framehive, (framehive::video_task))
+  CAF_ADD_TYPE_ID(framehive, (framehive::video_meta))
+  CAF_ADD_TYPE_ID(framehive, (framehive::video_report))
+  CAF_ADD_TYPE_ID(framehive, (framehive::frame_result))
+  CAF_ADD_TYPE_ID(framehive, (std::vector<framehive::frame_result>))
+  CAF_ADD_TYPE_ID(framehive, (framehive::result_batch))
+  CAF_ADD_TYPE_ID(framehive, (framehive::batch_ack))
+  CAF_ADD_TYPE_ID(framehive, (framehive::tree_entry))
+  CAF_ADD_TYPE_ID(framehive, (std::vector<framehive::tree_entry>))
+  CAF_ADD_TYPE_ID(framehive, (framehive::node_status))
+  CAF_ADD_TYPE_ID(framehive, (framehive::worker_hello))
+  CAF_ADD_TYPE_ID(framehive, (framehive::decoder_task))
+  CAF_ADD_TYPE_ID(framehive, (framehive::consumer_task))
+  CAF_ADD_TYPE_ID(framehive, (framehive::actor_progress))
+  CAF_ADD_TYPE_ID(framehive, (framehive::worker_actor))
+  CAF_ADD_TYPE_ID(framehive, (framehive::node_port_actor))
+  CAF_ADD_TYPE_ID(framehive, (framehive::node_actor))
+  CAF_ADD_TYPE_ID(framehive, (framehive::coordinator_actor))
+  CAF_ADD_TYPE_ID(framehive, (std::vector<uint64_t>))
+CAF_END_TYPE_ID_BLOCK(framehive)

@@ -1,0 +1,27 @@
+#pragma once
+
+// The actors that live in worker processes: they run FFmpeg and OpenCV, so a
+// crash in either takes down a worker, never the node.
+
+#include "actors/messages.hpp"
+
+namespace framehive {
+
+/// Decoder and consumer actors drive themselves with ticks: each tick does a
+/// bounded slice of work (about 50 ms), so stop and exit messages get through.
+using decoder_actor = caf::typed_actor<caf::reacts_to<tick_atom>>;
+using consumer_actor = caf::typed_actor<caf::reacts_to<tick_atom>, caf::reacts_to<retry_atom, uint64_t>>;
+
+/// Decodes `task.input` into the ring `task.ring`, from the ring's next frame
+/// (a restarted decoder continues where the last one stopped) or
+/// `task.start_frame`. Reports actor_progress to `node`.
+decoder_actor spawn_decoder(caf::actor_system& sys, decoder_task task, node_port_actor node);
+
+/// Reads ring frames as consumer `task.consumer_id`, runs the analyzer, sends
+/// result batches to `node` and commits ring frames once they are acknowledged.
+consumer_actor spawn_consumer(caf::actor_system& sys, consumer_task task, node_port_actor node);
+
+/// The worker process's front actor: probes inputs and starts the above.
+worker_actor spawn_worker(caf::actor_system& sys, node_port_actor node);
+
+}  // namespace framehive

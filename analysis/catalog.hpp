@@ -1,0 +1,44 @@
+#pragma once
+
+// What the coordinator needs to know about analyzers without linking OpenCV:
+// their names, and how a summary follows from stored per-frame results.
+// Summaries are computed from the stored results (not by the analyzer
+// instance), so restarts and redeliveries cannot skew them.
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace framehive::analysis {
+
+/// Every analyzer the registry can make, in a stable order.
+const std::vector<std::string>& analyzer_names();
+
+bool is_analyzer(const std::string& name);
+
+/// One stored per-frame result.
+struct stored_frame {
+  int64_t frame = 0;
+  nlohmann::json data;
+};
+
+/// Summary of one (video, analyzer): frames_processed, mean_ms, p95_ms, and the
+/// analyzer's own fields. `frames` are in frame order.
+nlohmann::json summarize(const std::string& analyzer, const std::vector<stored_frame>& frames);
+
+/// Motion segments: runs of frames whose foreground ratio is at least
+/// `threshold`, gaps up to `max_gap_s` merged, runs shorter than `min_len_s`
+/// dropped.
+struct segment {
+  int64_t start_frame = 0;
+  int64_t end_frame = 0;
+  double start_s = 0;
+  double end_s = 0;
+};
+std::vector<segment> motion_segments(const std::vector<stored_frame>& frames, double threshold = 0.01,
+                                     double max_gap_s = 0.5, double min_len_s = 0.3);
+
+}  // namespace framehive::analysis

@@ -1,0 +1,76 @@
+// framehive-coordinator: accepts jobs, keeps the node registry, assigns each
+// video to one node, stores results.
+//
+//   framehive-coordinator [--port=4242] [--bind=127.0.0.1] [--data-dir=framehive-data]
+//   framehive-coordinator --config-file=configs/coordinator.ini
+
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/messages.hpp"
+#include "caf/io/all.hpp"
+#include "coordinator/coordinator_actor.hpp"
+#include "coordinator/job_store.hpp"
+
+namespace {
+
+struct coordinator_config : caf::actor_system_config {
+  uint16_t port = 4242;
+  std::string bind = "127.0.0.1";
+  std::string data_dir = "framehive-data";
+  coordinator_config() {
+    opt_group{custom_options_, "global"}
+        .add(port, "port,p", "TCP port for nodes and the CLI")
+        .add(bind, "bind", "address to listen on (127.0.0.1: this machine only; 0.0.0.0: all)")
+        .add(data_dir, "data-dir", "folder of the job store (SQLite)");
+    framehive::configure_network(*this);
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  coordinator_config cfg;
+  framehive::register_protocol(cfg);
+  cfg.load<caf::io::middleman>();
+  if (auto err = cfg.parse(argc, argv)) {
+    std::fprintf(stderr, "framehive-coordinator: %s\n", cfg.render(err).c_str());
+    return 2;
+  }
+  if (cfg.cli_helptext_printed)
+    return 0;
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ coordinator[%P] %v");
+  auto store = framehive::job_store::open(cfg.data_dir);
+  if (!store) {
+    spdlog::error("{}", store.error());
+    return 1;
+  }
+
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  caf::actor_system sys{cfg};
+  auto coord = framehive::spawn_coordinator(sys, std::move(*store));
+  const char* bind = cfg.bind == "0.0.0.0" ? nullptr : cfg.bind.c_str();
+  auto port = sys.middleman().publish(coord, cfg.port, bind, true);
+  if (!port) {
+    spdlog::error("cannot listen on {}:{}: {}", cfg.bind, cfg.port, sys.render(port.error()));
+    caf::anon_send_exit(coord, caf::exit_reason::kill);
+    return 1;
+  }
+  spdlog::info("coordinator listening on {}:{}, job store {}/framehive.db", cfg.bind, *port,
+               std::filesystem::absolute(cfg.data_dir).string());
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  spdlog::info("coordinator: signal {}, shutting down", sig);
+  sys.middleman().unpublish(caf::actor_cast<caf::actor>(coord), *port);
+  caf::anon_send_exit(coord, caf::exit_reason::user_shutdown);
+  return 0;
+}

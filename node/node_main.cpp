@@ -1,0 +1,108 @@
+// framehive-node: one per machine. Starts worker processes, registers with the
+// coordinator, runs the videos assigned to it.
+//
+//   framehive-node [--coordinator=HOST:PORT] [--name=NAME] [--workers=N] ...
+//   framehive-node --config-file=configs/node.ini
+// Every option is also an INI key (see configs/node.ini); flags win.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/messages.hpp"
+#include "caf/io/all.hpp"
+#include "common/process.hpp"
+#include "node/node_actor.hpp"
+#include "shm/segment.hpp"
+
+namespace {
+
+struct node_config : caf::actor_system_config {
+  std::string coordinator = "127.0.0.1:4242";
+  std::string name;
+  uint32_t workers = 0;
+  std::string output_dir = "framehive-output";
+  uint64_t shm_budget_mb = 0;
+  uint32_t ring_slots = 32;
+  std::string shm_prefix = "framehive";
+  uint32_t batch_frames = 8;
+  node_config() {
+    opt_group{custom_options_, "global"}
+        .add(coordinator, "coordinator", "coordinator address HOST:PORT")
+        .add(name, "name", "node name, unique in the cluster (default: host name)")
+        .add(workers, "workers", "worker processes (default: number of cores)")
+        .add(output_dir, "output-dir", "folder for job outputs such as thumbnails")
+        .add(shm_budget_mb, "shm-budget-mb", "MiB of /dev/shm for rings (default: half of what is free)")
+        .add(ring_slots, "ring-slots", "frames per ring (capped by the budget)")
+        .add(shm_prefix, "shm-prefix", "name prefix of this cluster's shared-memory segments")
+        .add(batch_frames, "batch-frames", "frames per result batch");
+    framehive::configure_network(*this);
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  node_config cfg;
+  framehive::register_protocol(cfg);
+  cfg.load<caf::io::middleman>();
+  if (auto err = cfg.parse(argc, argv)) {
+    std::fprintf(stderr, "framehive-node: %s\n", cfg.render(err).c_str());
+    return 2;
+  }
+  if (cfg.cli_helptext_printed)
+    return 0;
+
+  framehive::node_options o;
+  if (!framehive::split_host_port(cfg.coordinator, o.coordinator_host, o.coordinator_port)) {
+    std::fprintf(stderr, "framehive-node: --coordinator must be HOST:PORT, got '%s'\n", cfg.coordinator.c_str());
+    return 2;
+  }
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  o.name = cfg.name.empty() ? std::string(host) : cfg.name;
+  o.workers = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
+  o.worker_exe = (std::filesystem::path(framehive::self_executable()).parent_path() / "framehive-worker").string();
+  o.output_dir = std::filesystem::absolute(cfg.output_dir).lexically_normal().string();
+  o.ring_slots = std::max(4u, cfg.ring_slots);
+  o.shm_prefix = cfg.shm_prefix;
+  o.batch_frames = std::max(1u, cfg.batch_frames);
+  auto free_shm = framehive::shm::free_bytes(framehive::shm::default_shm_dir).value_or(0);
+  o.shm_budget = cfg.shm_budget_mb ? cfg.shm_budget_mb << 20 : free_shm / 2;
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ node[%P] %v");
+
+  // Rings of an earlier instance of this node that died without cleaning up.
+  for (const auto& n : framehive::shm::remove_stale_segments(framehive::ring_prefix(o)))
+    spdlog::info("removed stale ring /dev/shm/{}", n);
+
+  // SIGINT/SIGTERM are taken by sigwait below, not by any thread.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  caf::actor_system sys{cfg};
+  auto node = framehive::spawn_node(sys, o);
+  auto port = sys.middleman().publish(caf::actor_cast<framehive::node_port_actor>(node), 0, "127.0.0.1", true);
+  if (!port) {
+    spdlog::error("cannot open a loopback port for workers: {}", sys.render(port.error()));
+    caf::anon_send_exit(node, caf::exit_reason::kill);
+    return 1;
+  }
+  spdlog::info("node {} ({} workers, shm budget {}, coordinator {}), workers connect on 127.0.0.1:{}", o.name,
+               o.workers, framehive::shm::format_bytes(o.shm_budget), cfg.coordinator, *port);
+  caf::anon_send(node, caf::publish_atom::value, *port);
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  spdlog::info("node {}: signal {}, shutting down", o.name, sig);
+  caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+  sys.middleman().unpublish(caf::actor_cast<caf::actor>(node), *port);
+  return 0;
+}
