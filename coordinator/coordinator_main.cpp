@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/lifecycle.hpp"
 #include "actors/messages.hpp"
 #include "caf/io/all.hpp"
 #include "coordinator/coordinator_actor.hpp"
@@ -71,6 +72,5 @@ int main(int argc, char** argv) {
   sigwait(&sigs, &sig);
   spdlog::info("coordinator: signal {}, shutting down", sig);
   sys.middleman().unpublish(caf::actor_cast<caf::actor>(coord), *port);
-  caf::anon_send_exit(coord, caf::exit_reason::user_shutdown);
-  return 0;
+  framehive::stop_and_exit(sys, caf::actor_cast<caf::actor>(coord), 0);
 }

@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/lifecycle.hpp"
 #include "actors/messages.hpp"
 #include "caf/io/all.hpp"
 #include "common/process.hpp"
@@ -102,7 +103,6 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&sigs, &sig);
   spdlog::info("node {}: signal {}, shutting down", o.name, sig);
-  caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
   sys.middleman().unpublish(caf::actor_cast<caf::actor>(node), *port);
-  return 0;
+  framehive::stop_and_exit(sys, caf::actor_cast<caf::actor>(node), 0);
 }

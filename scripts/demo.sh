@@ -1,18 +1,73 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and shows a video decoded once into a
-# shared-memory ring that three consumer processes read at the same time.
+# The whole cluster on this machine: installs what is missing, builds, starts a
+# coordinator and two nodes on loopback, submits real work, shows the live
+# actor tree while it runs, prints the results, and stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
 
-video=/usr/share/doc/opencv-doc/examples/data/vtest.avi
-if [ ! -f "$video" ]; then
-  video=build/demo-media/testsrc.mp4
-  mkdir -p build/demo-media
-  [ -f "$video" ] || ffmpeg -v error -nostdin -f lavfi -i testsrc2=size=1280x720:rate=30 -t 20 \
-    -c:v libx264 -preset veryfast -pix_fmt yuv420p "$video"
-fi
+bin=$PWD/build/bin
+work=$PWD/build/demo
+rm -rf "$work"
+mkdir -p "$work"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export FRAMEHIVE_COORDINATOR=127.0.0.1:$port
+fh() { "$bin/framehive" "$@"; }
 
-echo "== one decoder, three consumer processes (consumer k reads every k-th frame)"
-build/bin/framehive-ring-demo "$video" --consumers 3
+pids=()
+# Nodes first, then the coordinator; anything still running after 15 s is killed.
+stop_all() {
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+    for _ in $(seq 1 150); do kill -0 "${pids[i]}" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
+}
+trap stop_all EXIT
+
+echo "== starting a coordinator on $FRAMEHIVE_COORDINATOR and nodes node-a, node-b (logs in $work)"
+"$bin/framehive-coordinator" --config-file=configs/coordinator.ini --port="$port" --data-dir="$work/data" \
+  >"$work/coordinator.log" 2>&1 &
+pids+=($!)
+for n in node-a node-b; do
+  "$bin/framehive-node" --config-file=configs/node.ini --coordinator="$FRAMEHIVE_COORDINATOR" --name="$n" \
+    --output-dir="$work/output-$n" --shm-prefix=framehive-demo >"$work/$n.log" 2>&1 &
+  pids+=($!)
+done
+for _ in $(seq 1 100); do
+  if [ "$(fh nodes --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["nodes"]))' 2>/dev/null)" = 2 ]; then
+    break
+  fi
+  sleep 0.2
+done
+fh nodes
+
+video=/usr/share/doc/opencv-doc/examples/data/vtest.avi
+clip=$work/moving.mp4
+echo "== generating a 20 s 720p clip with moving content"
+ffmpeg -v error -nostdin -f lavfi -i "testsrc2=size=1280x720:rate=30" -t 20 -c:v libx264 -preset veryfast \
+  -pix_fmt yuv420p "$clip"
+
+job1=$(fh submit "$video" --analyzers people,motion,stats,thumbnails)
+job2=$(fh submit "$clip" --analyzers motion,stats,thumbnails)
+echo "== submitted job $job1 (vtest.avi: people, motion, stats, thumbnails) and job $job2 (generated clip)"
+
+state() { fh status "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
+while true; do
+  s1=$(state "$job1"); s2=$(state "$job2")
+  echo
+  echo "== actor tree ($(date +%T)): job $job1 $s1, job $job2 $s2"
+  fh tree
+  case "$s1$s2" in *queued*|*running*) sleep 3 ;; *) break ;; esac
+done
+
+echo
+echo "== results"
+fh results "$job1"
+echo
+fh results "$job2"
+echo
+echo "== thumbnails written: $(find "$work" -name 'thumb_*.jpg' | wc -l) (under $work/output-*)"
+echo "== stopping the cluster"

@@ -14,42 +14,14 @@
 #include <gtest/gtest.h>
 
 #include "media/decoder.hpp"
+#include "tests/support/media_tools.hpp"
 
 using namespace framehive;
+using framehive::testing::ffprobe_frame_count;
+using framehive::testing::ffprobe_pts;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::vector<std::string> run_lines(const std::string& cmd) {
-  std::vector<std::string> lines;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p)
-    return lines;
-  char buf[4096];
-  while (fgets(buf, sizeof(buf), p)) {
-    std::string l(buf);
-    while (!l.empty() && (l.back() == '\n' || l.back() == '\r'))
-      l.pop_back();
-    if (!l.empty())
-      lines.push_back(l);
-  }
-  pclose(p);
-  return lines;
-}
-
-int64_t ffprobe_frame_count(const std::string& path) {
-  auto l = run_lines("ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames "
-                     "-of csv=p=0 '" + path + "'");
-  return l.empty() ? -1 : std::stoll(l.front());
-}
-
-std::vector<int64_t> ffprobe_pts(const std::string& path) {
-  std::vector<int64_t> out;
-  for (const auto& l : run_lines("ffprobe -v error -select_streams v:0 -show_entries frame=best_effort_timestamp "
-                                 "-of csv=p=0 '" + path + "'"))
-    out.push_back(l == "N/A" ? -1 : std::stoll(l));
-  return out;
-}
 
 uint64_t checksum(const std::vector<uint8_t>& buf) {
   uint64_t h = 1469598103934665603ull;

@@ -1,0 +1,165 @@
+#pragma once
+
+// Starts the real binaries (coordinator, nodes with their worker processes) on
+// free loopback ports, talks to them with the real CLI, and stops them.
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/process.hpp"
+#include "tests/support/media_tools.hpp"
+#include "tests/support/wait.hpp"
+
+namespace framehive::testing {
+
+inline uint16_t free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+class cluster : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static int counter = 0;
+    tag_ = "fhc" + std::to_string(getpid()) + "x" + std::to_string(++counter);
+    dir_ = std::filesystem::temp_directory_path() / tag_;
+    std::filesystem::create_directories(dir_);
+    port_ = free_port();
+  }
+
+  void TearDown() override {
+    for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it)
+      stop(it->second);
+    stop(coordinator_);
+    if (HasFailure())
+      for (const auto& f : std::filesystem::directory_iterator(dir_))
+        if (f.path().extension() == ".log")
+          std::cerr << "---- " << f.path().filename() << "\n" << run_command("tail -n 40 '" + f.path().string() + "'").out;
+    std::filesystem::remove_all(dir_);
+  }
+
+  static void stop(child_process& p) {
+    if (!p.running())
+      return;
+    p.kill(SIGTERM);
+    if (!p.wait_for(std::chrono::seconds(15)))
+      ADD_FAILURE() << "pid " << p.pid() << " did not stop within 15 s of SIGTERM";
+  }
+
+  std::string bin(const std::string& name) const { return std::string(FRAMEHIVE_BIN_DIR) + "/" + name; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string shm_prefix() const { return tag_; }
+
+  void start_coordinator() {
+    std::string err;
+    auto p = child_process::spawn({bin("framehive-coordinator"), "--port=" + std::to_string(port_),
+                                   "--data-dir=" + (dir_ / "data").string()},
+                                  &err, (dir_ / "coordinator.log").string());
+    ASSERT_TRUE(p) << err;
+    coordinator_ = std::move(*p);
+  }
+
+  void start_node(const std::string& name, int workers = 2) {
+    std::string err;
+    auto p = child_process::spawn({bin("framehive-node"), "--coordinator=" + address(), "--name=" + name,
+                                   "--workers=" + std::to_string(workers),
+                                   "--output-dir=" + (dir_ / ("out-" + name)).string(),
+                                   "--shm-prefix=" + shm_prefix(), "--shm-budget-mb=1024"},
+                                  &err, (dir_ / (name + ".log")).string());
+    ASSERT_TRUE(p) << err;
+    nodes_[name] = std::move(*p);
+  }
+
+  /// Coordinator plus nodes, waiting until every node has registered.
+  void start_cluster(const std::vector<std::string>& names) {
+    start_coordinator();
+    for (const auto& n : names)
+      start_node(n);
+    ASSERT_TRUE(wait_until([&] { return registered_nodes() == names.size(); }, std::chrono::seconds(30)))
+        << "nodes did not register";
+  }
+
+  std::size_t registered_nodes() {
+    auto r = cli("nodes --json");
+    if (r.code != 0)
+      return 0;
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    return j.is_object() ? j["nodes"].size() : 0;
+  }
+
+  /// Runs the framehive CLI against this cluster.
+  command_result cli(const std::string& args) const {
+    return run_command(bin("framehive") + " --coordinator " + address() + " " + args + " 2>" +
+                       (dir_ / "cli-stderr.txt").string());
+  }
+
+  std::string cli_stderr() const { return run_command("cat '" + (dir_ / "cli-stderr.txt").string() + "'").out; }
+
+  nlohmann::json cli_json(const std::string& args) const {
+    auto r = cli(args);
+    EXPECT_EQ(r.code, 0) << args << ": " << cli_stderr();
+    return nlohmann::json::parse(r.out, nullptr, false);
+  }
+
+  uint64_t submit(const std::string& args) {
+    auto j = cli_json("submit " + args + " --json");
+    EXPECT_TRUE(j.is_object() && j.contains("job")) << j.dump();
+    return j.is_object() ? j.value("job", uint64_t{0}) : 0;
+  }
+
+  /// Waits for a job to end; returns its final state.
+  std::string wait_job(uint64_t job, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+    std::string state;
+    wait_until(
+        [&] {
+          auto j = cli_json("status " + std::to_string(job) + " --json");
+          state = j.is_object() ? j.value("state", "") : "";
+          return state == "done" || state == "failed" || state == "cancelled";
+        },
+        timeout);
+    return state;
+  }
+
+  /// A small generated clip (testsrc2, moving content).
+  std::string make_clip(const std::string& name, int seconds = 4, int fps = 15, const std::string& size = "320x240") {
+    auto path = (dir_ / name).string();
+    auto r = run_command("ffmpeg -v error -y -nostdin -f lavfi -i testsrc2=size=" + size + ":rate=" +
+                         std::to_string(fps) + " -t " + std::to_string(seconds) +
+                         " -c:v libx264 -preset ultrafast -pix_fmt yuv420p '" + path + "' 2>&1");
+    EXPECT_EQ(r.code, 0) << r.out;
+    return path;
+  }
+
+  std::vector<std::string> rings() const {
+    std::vector<std::string> out;
+    for (const auto& f : std::filesystem::directory_iterator("/dev/shm"))
+      if (f.path().filename().string().rfind(shm_prefix(), 0) == 0)
+        out.push_back(f.path().filename().string());
+    return out;
+  }
+
+  std::string tag_;
+  std::filesystem::path dir_;
+  uint16_t port_ = 0;
+  child_process coordinator_;
+  std::map<std::string, child_process> nodes_;
+};
+
+}  // namespace framehive::testing

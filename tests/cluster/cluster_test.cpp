@@ -1,0 +1,191 @@
+// The cluster as users run it: real coordinator, node and worker processes on
+// loopback, driven through the real CLI.
+
+#include <set>
+
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+
+#include "tests/cluster/cluster_fixture.hpp"
+
+using namespace framehive::testing;
+using nlohmann::json;
+
+namespace {
+
+const std::string opencv_data = "/usr/share/doc/opencv-doc/examples/data";
+
+class Cluster : public cluster {};
+
+/// The per-frame results of one analyzer of one video, checked for "exactly once".
+void expect_one_result_per_frame(const json& analyzer, int64_t frames_total, const std::string& what) {
+  ASSERT_TRUE(analyzer.contains("frames")) << what;
+  const auto& frames = analyzer["frames"];
+  ASSERT_EQ(static_cast<int64_t>(frames.size()), frames_total) << what;
+  for (int64_t i = 0; i < frames_total; ++i)
+    ASSERT_EQ(frames[static_cast<std::size_t>(i)]["frame"].get<int64_t>(), i) << what << ": frame missing or doubled";
+  EXPECT_EQ(analyzer["frames_processed"].get<int64_t>(), frames_total) << what;
+}
+
+}  // namespace
+
+TEST_F(Cluster, OneVideoThreeAnalyzersGiveOneResultPerFrameAndStatsMatchADirectDecode) {
+  start_cluster({"n1"});
+  const auto clip = make_clip("clip.mp4", 6, 15);
+  const int64_t expected = ffprobe_frame_count(clip);
+  ASSERT_EQ(expected, 90);
+  const auto job = submit(clip + " --analyzers stats,motion,thumbnails");
+  ASSERT_EQ(wait_job(job), "done");
+  auto r = cli_json("results " + std::to_string(job) + " --json --frames");
+  ASSERT_EQ(r["state"], "done");
+  const auto& v = r["videos"][0];
+  EXPECT_EQ(v["frames_total"].get<int64_t>(), expected);
+  for (const char* a : {"stats", "motion", "thumbnails"})
+    expect_one_result_per_frame(v["analyzers"][a], expected, a);
+
+  // An independent single-process computation: OpenCV's own FFmpeg reader.
+  cv::VideoCapture cap(clip);
+  ASSERT_TRUE(cap.isOpened());
+  cv::Mat frame, gray;
+  const auto& stats = v["analyzers"]["stats"]["frames"];
+  for (int64_t i = 0; i < expected; ++i) {
+    ASSERT_TRUE(cap.read(frame)) << "frame " << i;
+    cv::cvtColor(frame, gray, cv::COLOR_BGR2GRAY);
+    const double direct = cv::mean(gray)[0];
+    EXPECT_NEAR(stats[static_cast<std::size_t>(i)]["brightness"].get<double>(), direct, 1.0) << "frame " << i;
+  }
+  EXPECT_GE(v["analyzers"]["thumbnails"]["summary"]["count"].get<int>(), 2);
+  EXPECT_TRUE(rings().empty()) << "the ring outlived its video";
+}
+
+TEST_F(Cluster, FourVideosOnTwoNodesKeepEachVideoOnOneNodeAndUseBothNodes) {
+  start_cluster({"n1", "n2"});
+  std::string inputs;
+  for (int i = 0; i < 4; ++i)
+    inputs += make_clip("clip" + std::to_string(i) + ".mp4", 3, 15) + " ";
+  const auto job = submit(inputs + "--analyzers stats,motion");
+  ASSERT_EQ(wait_job(job), "done");
+  auto r = cli_json("results " + std::to_string(job) + " --json");
+  std::set<std::string> used;
+  ASSERT_EQ(r["videos"].size(), 4u);
+  for (const auto& v : r["videos"]) {
+    const std::string node = v["node"];
+    used.insert(node);
+    for (const auto& [name, a] : v["analyzers"].items()) {
+      // Affinity: the decoder and every consumer of a video ran on its node.
+      EXPECT_EQ(a["result_nodes"], json::array({node})) << v["input"] << " " << name;
+      EXPECT_EQ(a["frames_processed"], v["frames_total"]) << v["input"] << " " << name;
+    }
+  }
+  EXPECT_EQ(used, (std::set<std::string>{"n1", "n2"})) << "both nodes should get work";
+}
+
+TEST_F(Cluster, TwoAnalyzersOnOneVideoDecodeEachFrameOnce) {
+  start_cluster({"n1"});
+  const auto clip = make_clip("clip.mp4", 5, 20);
+  const auto job = submit(clip + " --analyzers stats,motion");
+  ASSERT_EQ(wait_job(job), "done");
+  auto r = cli_json("results " + std::to_string(job) + " --json");
+  const auto& v = r["videos"][0];
+  const int64_t total = v["frames_total"];
+  EXPECT_EQ(total, 100);
+  EXPECT_EQ(v["frames_decoded"].get<int64_t>(), total) << "each frame decoded once for both analyzers";
+  EXPECT_EQ(v["analyzers"]["stats"]["frames_processed"].get<int64_t>(), total);
+  EXPECT_EQ(v["analyzers"]["motion"]["frames_processed"].get<int64_t>(), total);
+  // One decoder instance ran for the video (the worker logs one line per decoder).
+  auto starts = run_command("grep -c 'decoder video=' '" + (dir_ / "n1.log").string() + "'").out;
+  EXPECT_EQ(std::stoi(starts), 1);
+}
+
+TEST_F(Cluster, CancelStopsTheJobAndRemovesItsRingWhileTheClusterKeepsServing) {
+  start_cluster({"n1"});
+  const auto job = submit(opencv_data + "/vtest.avi --analyzers people");
+  ASSERT_TRUE(wait_until([&] { return !rings().empty(); }, std::chrono::seconds(20))) << "video never started";
+  auto c = cli_json("cancel " + std::to_string(job) + " --json");
+  EXPECT_EQ(c["state"], "cancelled");
+  EXPECT_TRUE(wait_until([&] { return rings().empty(); }, std::chrono::seconds(10))) << "ring not removed";
+  EXPECT_EQ(cli_json("status " + std::to_string(job) + " --json")["state"], "cancelled");
+  const auto next = submit(make_clip("after.mp4", 2, 15) + " --analyzers stats");
+  EXPECT_EQ(wait_job(next), "done");
+}
+
+TEST_F(Cluster, MissingFileFailsOnlyItsVideoWithAClearReason) {
+  start_cluster({"n1"});
+  const std::string missing = (dir_ / "no-such-video.mp4").string();
+  const auto clip = make_clip("good.mp4", 2, 15);
+  const auto job = submit(missing + " " + clip + " --analyzers stats");
+  EXPECT_EQ(wait_job(job), "failed");
+  auto r = cli_json("results " + std::to_string(job) + " --json");
+  for (const auto& v : r["videos"]) {
+    if (v["input"] == missing) {
+      EXPECT_EQ(v["state"], "failed");
+      const std::string err = v["error"];
+      EXPECT_NE(err.find(missing), std::string::npos) << err;
+      EXPECT_NE(err.find("no such file"), std::string::npos) << err;
+    } else {
+      EXPECT_EQ(v["state"], "done");
+    }
+  }
+  // `submit --wait` reports the failure through its exit code.
+  EXPECT_EQ(cli("submit " + missing + " --analyzers stats --wait --json").code, 1);
+  const auto next = submit(clip + " --analyzers stats");
+  EXPECT_EQ(wait_job(next), "done");
+}
+
+TEST_F(Cluster, PeopleFindsPeopleInMostFramesOfVtest) {
+  start_cluster({"n1"});
+  const auto job = submit(opencv_data + "/vtest.avi --analyzers people --stride 5");
+  ASSERT_EQ(wait_job(job, std::chrono::seconds(240)), "done");
+  auto r = cli_json("results " + std::to_string(job) + " --json");
+  const auto& s = r["videos"][0]["analyzers"]["people"]["summary"];
+  const double processed = s["frames_processed"];
+  EXPECT_EQ(processed, 159);  // frames 0, 5, ..., 790 of 795
+  EXPECT_GT(s["frames_with_people"].get<double>() / processed, 0.5) << s.dump();
+  EXPECT_GE(s["max_people"].get<int>(), 2);
+}
+
+TEST_F(Cluster, KilledWorkerIsRestartedAndTheJobStillGetsEveryFrameOnce) {
+  start_cluster({"n1"});
+  const auto clip = make_clip("long.mp4", 20, 30, "640x360");
+  const int64_t expected = ffprobe_frame_count(clip);
+  const auto job = submit(clip + " --analyzers stats,motion");
+  // Kill the worker that hosts the decoder once it is under way.
+  uint32_t victim = 0;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto t = cli_json("tree --json");
+        for (const auto& e : t["entries"])
+          if (e["kind"] == "decoder" && e["position"].get<int64_t>() > 60 && e["state"] == "running")
+            victim = e["pid"];
+        return victim != 0;
+      },
+      std::chrono::seconds(30)));
+  ASSERT_EQ(::kill(static_cast<pid_t>(victim), SIGKILL), 0);
+  ASSERT_EQ(wait_job(job), "done");
+  auto r = cli_json("results " + std::to_string(job) + " --json --frames");
+  const auto& v = r["videos"][0];
+  EXPECT_EQ(v["frames_total"].get<int64_t>(), expected);
+  expect_one_result_per_frame(v["analyzers"]["stats"], expected, "stats");
+  expect_one_result_per_frame(v["analyzers"]["motion"], expected, "motion");
+  auto t = cli_json("tree --json");
+  uint32_t restarts = 0;
+  for (const auto& e : t["entries"])
+    if (e["kind"] == "worker")
+      restarts += e["restarts"].get<uint32_t>();
+  EXPECT_GE(restarts, 1u);
+}
+
+TEST_F(Cluster, CliGivesUsageErrorsAndDocumentedExitCodes) {
+  start_cluster({"n1"});
+  EXPECT_EQ(cli("submit " + make_clip("c.mp4", 1, 10)).code, 2) << "--analyzers is required";
+  auto unknown = cli("submit " + (dir_ / "c.mp4").string() + " --analyzers stats,colour");
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_NE(cli_stderr().find("unknown analyzer 'colour'"), std::string::npos) << cli_stderr();
+  EXPECT_EQ(cli("results 999999 --json").code, 4);
+  EXPECT_NE(cli_stderr().find("no job 999999"), std::string::npos);
+  EXPECT_EQ(cli("frobnicate").code, 2);
+  EXPECT_EQ(run_command(bin("framehive") + " --coordinator 127.0.0.1:" + std::to_string(free_port()) +
+                        " nodes 2>/dev/null")
+                .code,
+            3);
+}
