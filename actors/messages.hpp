@@ -139,12 +139,13 @@ struct video_report {
   int64_t frames_total = 0;    ///< frames in the video (decoder's last index + 1)
   int64_t frames_decoded = 0;  ///< frames the decoder decoded (once per node)
   int64_t decode_errors = 0;
+  bool retry = false;  ///< not failed: the node has no room now; queue it again
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, video_report& x) {
   return f(caf::meta::type_name("video_report"), x.video, x.epoch, x.node, x.ok, x.error, x.frames_total,
-           x.frames_decoded, x.decode_errors);
+           x.frames_decoded, x.decode_errors, x.retry);
 }
 
 // -- results ------------------------------------------------------------------------------
@@ -263,12 +264,13 @@ struct consumer_task {
   std::string output_dir;
   double fps = 0;
   uint32_t batch_frames = 8;
+  std::string params;  ///< analyzer settings, a JSON object (see analysis::analyzer_options)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, consumer_task& x) {
   return f(caf::meta::type_name("consumer_task"), x.video, x.epoch, x.ring, x.consumer_id, x.analyzer, x.stride,
-           x.output_dir, x.fps, x.batch_frames);
+           x.output_dir, x.fps, x.batch_frames, x.params);
 }
 
 /// Progress of a decoder or consumer actor, sent to the node every half second

@@ -197,7 +197,7 @@ consumer_actor::behavior_type consumer_behavior(consumer_actor::stateful_pointer
     self->send(self->state.node, p);
     self->quit();
   };
-  st.an = analysis::make_analyzer(st.task.analyzer);
+  st.an = analysis::make_analyzer(st.task.analyzer, analysis::parse_analyzer_options(st.task.params));
   if (!st.an) {
     fail("unknown analyzer '" + st.task.analyzer + "'");
     return {[](tick_atom) {}, [](retry_atom, uint64_t) {}};

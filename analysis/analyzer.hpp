@@ -46,6 +46,9 @@ struct analyzer_options {
   double thumbnail_every_s = 5.0;
 };
 
+/// Reads analyzer_options from a JSON object; unknown or missing keys keep defaults.
+analyzer_options parse_analyzer_options(const std::string& json_text);
+
 /// Makes the analyzer `name`, or nullptr if there is none by that name.
 std::unique_ptr<analyzer> make_analyzer(const std::string& name, const analyzer_options& options = {});
 

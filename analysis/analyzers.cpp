@@ -114,6 +114,17 @@ class thumbnails_analyzer final : public analyzer {
 
 }  // namespace
 
+analyzer_options parse_analyzer_options(const std::string& text) {
+  analyzer_options o;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object())
+    return o;
+  o.people_max_width = j.value("people_max_width", o.people_max_width);
+  o.motion_width = std::max(16, j.value("motion_width", o.motion_width));
+  o.thumbnail_every_s = std::max(0.1, j.value("thumbnail_every_s", o.thumbnail_every_s));
+  return o;
+}
+
 std::unique_ptr<analyzer> make_analyzer(const std::string& name, const analyzer_options& o) {
   if (name == "stats")
     return std::make_unique<stats_analyzer>();

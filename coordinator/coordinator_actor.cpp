@@ -23,6 +23,7 @@ struct node_entry {
   node_info info;
   std::set<uint64_t> running;
   node_status status;
+  bool full = false;  ///< refused a video for lack of shared memory; cleared when one of its videos ends
 };
 
 struct coordinator_state {
@@ -51,7 +52,8 @@ void schedule(coord_ptr self);
 
 void finish_bookkeeping(coord_ptr self, uint64_t video) {
   for (auto& [name, n] : self->state.nodes)
-    n.running.erase(video);
+    if (n.running.erase(video) > 0)
+      n.full = false;
 }
 
 void requeue(coord_ptr self, const video_row& v, const std::string& why) {
@@ -69,7 +71,7 @@ node_entry* pick_node(coord_ptr self) {
   double best_load = 0;
   for (auto& [name, n] : self->state.nodes) {
     const uint32_t cores = std::max<uint32_t>(1, n.info.cores);
-    if (n.running.size() >= cores)
+    if (n.running.size() >= cores || n.full)
       continue;
     double load = static_cast<double>(n.running.size()) / cores;
     if (!best || load < best_load) {
@@ -338,6 +340,13 @@ coordinator_actor spawn_coordinator(caf::actor_system& sys, std::unique_ptr<job_
             return make_error(errc::not_found, "no video " + std::to_string(r.video));
           if (v->state != "running" || v->epoch != r.epoch)
             return caf::ok_atom::value;  // an old assignment: nothing to record
+          if (r.retry) {
+            requeue(self, *v, r.error);
+            if (auto n = st.nodes.find(r.node); n != st.nodes.end())
+              n->second.full = true;
+            schedule(self);
+            return caf::ok_atom::value;
+          }
           st.store->finish_video(r);
           if (r.ok)
             st.store->summarize_video(r.video);

@@ -146,7 +146,7 @@ void stop_video(node_ptr self, uint64_t id) {
   st.videos.erase(it);  // destroys the ring: the segment is removed
 }
 
-void report_video(node_ptr self, video_sup& v, bool ok, const std::string& error) {
+void report_video(node_ptr self, video_sup& v, bool ok, const std::string& error, bool retry = false) {
   auto& st = self->state;
   video_report r;
   r.video = v.task.video;
@@ -157,6 +157,7 @@ void report_video(node_ptr self, video_sup& v, bool ok, const std::string& error
   r.frames_total = v.decoder.last.position;
   r.frames_decoded = v.decoder.last.frames;
   r.decode_errors = v.decoder.last.decode_errors;
+  r.retry = retry;
   if (ok)
     spdlog::info("node {}: video {} done: {} frames, decoded once ({} decode errors)", st.opt.name, r.video,
                  r.frames_total, r.decode_errors);
@@ -208,6 +209,7 @@ void place(node_ptr self, uint64_t id, role_slot& role) {
     t.output_dir = v.output_dir + "/" + role.role;
     t.fps = v.meta.fps;
     t.batch_frames = std::max<uint32_t>(1, std::min(st.opt.batch_frames, v.ring->slot_count() / 4));
+    t.params = st.opt.analyzer_params;
     self->request(handle, request_timeout, t).then([](caf::ok_atom) {}, on_error);
   }
 }
@@ -241,11 +243,15 @@ void start_video(node_ptr self, uint64_t id, const video_meta& meta) {
   uint32_t slots = st.opt.ring_slots;
   const uint64_t fit = left / std::max<uint64_t>(1, per_slot);
   if (fit < 4) {
+    // Too big for the whole budget: the video can never run here. Too big for
+    // what is free now: it waits in the coordinator's queue.
+    const bool never = st.opt.shm_budget / std::max<uint64_t>(1, per_slot) < 4;
     report_video(self, v, false,
                  v.task.input + ": frames of " + std::to_string(meta.width) + "x" + std::to_string(meta.height) +
                      " need " + shm::format_bytes(per_slot) + " each; node '" + st.opt.name + "' has " +
                      shm::format_bytes(left) + " of its " + shm::format_bytes(st.opt.shm_budget) +
-                     " shared-memory budget free (a ring needs at least 4 frames)");
+                     " shared-memory budget free (a ring needs at least 4 frames)",
+                 !never);
     return;
   }
   slots = static_cast<uint32_t>(std::min<uint64_t>(slots, fit));

@@ -18,6 +18,7 @@ struct node_options {
   uint32_t ring_slots = 32;        ///< wanted ring capacity in frames
   std::string shm_prefix = "framehive";
   uint32_t batch_frames = 8;       ///< frames per result batch
+  std::string analyzer_params = "{}";  ///< JSON object handed to every analyzer
 };
 
 /// The node as seen by the coordinator, by its workers, and by its own timers.

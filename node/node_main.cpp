@@ -32,6 +32,9 @@ struct node_config : caf::actor_system_config {
   uint32_t ring_slots = 32;
   std::string shm_prefix = "framehive";
   uint32_t batch_frames = 8;
+  uint32_t people_max_width = 640;
+  uint32_t motion_width = 160;
+  double thumbnail_every_s = 5.0;
   node_config() {
     opt_group{custom_options_, "global"}
         .add(coordinator, "coordinator", "coordinator address HOST:PORT")
@@ -42,6 +45,10 @@ struct node_config : caf::actor_system_config {
         .add(ring_slots, "ring-slots", "frames per ring (capped by the budget)")
         .add(shm_prefix, "shm-prefix", "name prefix of this cluster's shared-memory segments")
         .add(batch_frames, "batch-frames", "frames per result batch");
+    opt_group{custom_options_, "analyzers"}
+        .add(people_max_width, "people-max-width", "people: frames are scaled down to this width first")
+        .add(motion_width, "motion-width", "motion: width of the frame the background model sees")
+        .add(thumbnail_every_s, "thumbnail-every-s", "thumbnails: one JPEG per this many seconds");
     framehive::configure_network(*this);
   }
 };
@@ -73,6 +80,9 @@ int main(int argc, char** argv) {
   o.ring_slots = std::max(4u, cfg.ring_slots);
   o.shm_prefix = cfg.shm_prefix;
   o.batch_frames = std::max(1u, cfg.batch_frames);
+  o.analyzer_params = "{\"people_max_width\":" + std::to_string(cfg.people_max_width) +
+                      ",\"motion_width\":" + std::to_string(cfg.motion_width) +
+                      ",\"thumbnail_every_s\":" + std::to_string(cfg.thumbnail_every_s) + "}";
   auto free_shm = framehive::shm::free_bytes(framehive::shm::default_shm_dir).value_or(0);
   o.shm_budget = cfg.shm_budget_mb ? cfg.shm_budget_mb << 20 : free_shm / 2;
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ node[%P] %v");

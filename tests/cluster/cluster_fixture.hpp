@@ -76,12 +76,12 @@ class cluster : public ::testing::Test {
     coordinator_ = std::move(*p);
   }
 
-  void start_node(const std::string& name, int workers = 2) {
+  void start_node(const std::string& name, int workers = 2, int shm_budget_mb = 1024) {
     std::string err;
     auto p = child_process::spawn({bin("framehive-node"), "--coordinator=" + address(), "--name=" + name,
                                    "--workers=" + std::to_string(workers),
                                    "--output-dir=" + (dir_ / ("out-" + name)).string(),
-                                   "--shm-prefix=" + shm_prefix(), "--shm-budget-mb=1024"},
+                                   "--shm-prefix=" + shm_prefix(), "--shm-budget-mb=" + std::to_string(shm_budget_mb)},
                                   &err, (dir_ / (name + ".log")).string());
     ASSERT_TRUE(p) << err;
     nodes_[name] = std::move(*p);

@@ -189,3 +189,31 @@ TEST_F(Cluster, CliGivesUsageErrorsAndDocumentedExitCodes) {
                 .code,
             3);
 }
+
+TEST_F(Cluster, VideoThatCanNeverFitTheShmBudgetFailsNamingTheSizes) {
+  start_coordinator();
+  start_node("small", 2, 16);  // 16 MiB: not even 4 frames of 1080p BGR (6 MiB each)
+  ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)));
+  const auto clip = make_clip("big.mp4", 1, 5, "1920x1080");
+  const auto job = submit(clip + " --analyzers stats");
+  EXPECT_EQ(wait_job(job), "failed");
+  const std::string err = cli_json("results " + std::to_string(job) + " --json")["videos"][0]["error"];
+  EXPECT_NE(err.find("1920x1080"), std::string::npos) << err;
+  EXPECT_NE(err.find("shared-memory budget"), std::string::npos) << err;
+  EXPECT_EQ(wait_job(submit(make_clip("small.mp4", 1, 10) + " --analyzers stats")), "done");
+}
+
+TEST_F(Cluster, VideoWaitsInTheQueueWhileNoNodeHasSharedMemoryForIt) {
+  start_coordinator();
+  start_node("n1", 2, 64);  // room for one 1080p ring of at most 10 frames at a time
+  ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)));
+  const auto a = make_clip("a.mp4", 4, 15, "1920x1080");
+  const auto b = make_clip("b.mp4", 4, 15, "1920x1080");
+  const auto job = submit(a + " " + b + " --analyzers stats");
+  ASSERT_EQ(wait_job(job), "done");
+  for (const auto& v : cli_json("results " + std::to_string(job) + " --json")["videos"])
+    EXPECT_EQ(v["analyzers"]["stats"]["frames_processed"].get<int64_t>(), 60) << v["input"];
+  auto requeued = run_command("sqlite3 '" + (dir_ / "data" / "framehive.db").string() +
+                              "' \"SELECT COUNT(*) FROM events WHERE kind='requeued'\"");
+  EXPECT_GE(std::stoi(requeued.out), 1) << "the second video should have waited for room";
+}
