@@ -265,12 +265,13 @@ struct consumer_task {
   double fps = 0;
   uint32_t batch_frames = 8;
   std::string params;  ///< analyzer settings, a JSON object (see analysis::analyzer_options)
+  int64_t emit_from = 0;  ///< earlier frames only warm up stateful analyzers (pre-roll)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, consumer_task& x) {
   return f(caf::meta::type_name("consumer_task"), x.video, x.epoch, x.ring, x.consumer_id, x.analyzer, x.stride,
-           x.output_dir, x.fps, x.batch_frames, x.params);
+           x.output_dir, x.fps, x.batch_frames, x.params, x.emit_from);
 }
 
 /// Progress of a decoder or consumer actor, sent to the node every half second

@@ -151,6 +151,7 @@ struct pending_batch {
   uint64_t id = 0;
   uint64_t last_seq = 0;
   bool acked = false;
+  uint32_t attempts = 0;
   result_batch batch;
 };
 
@@ -255,9 +256,17 @@ consumer_actor::behavior_type consumer_behavior(consumer_actor::stateful_pointer
               }
             },
             [self, id](caf::error& err) {
-              spdlog::warn("consumer video={} analyzer={}: result batch not confirmed ({}), retrying",
-                           self->state.task.video, self->state.task.analyzer, describe(err));
-              self->delayed_send(self, std::chrono::milliseconds(500), retry_atom::value, id);
+              auto& s = self->state;
+              auto it = std::find_if(s.unacked.begin(), s.unacked.end(), [id](const auto& b) { return b.id == id; });
+              if (it == s.unacked.end())
+                return;
+              // Exponential backoff while the coordinator is away (restarting, or unreachable).
+              const uint32_t n = ++it->attempts;
+              const auto delay = std::chrono::milliseconds(std::min<uint32_t>(5000, 100u << std::min(n, 6u)));
+              if (n == 1 || n % 10 == 0)
+                spdlog::warn("consumer video={} analyzer={}: result batch not confirmed ({}), retry {} in {} ms",
+                             s.task.video, s.task.analyzer, describe(err), n, delay.count());
+              self->delayed_send(self, delay, retry_atom::value, id);
             });
   };
   auto flush = [self, send_batch] {
@@ -289,6 +298,22 @@ consumer_actor::behavior_type consumer_behavior(consumer_actor::stateful_pointer
         shm::frame_view v;
         while (monotonic_ns() < until && s.building.frames.size() < s.task.batch_frames) {
           auto rs = s.ring->next(v, std::chrono::milliseconds(20));
+          if (rs == shm::ring_consumer::read_status::frame && v.frame_index < s.task.emit_from) {
+            // Before the resume point: warm up a stateful analyzer, store nothing.
+            if (analysis::preroll_frames(s.task.analyzer) > 0) {
+              const double tb = v.time_base_den ? static_cast<double>(v.time_base_num) / v.time_base_den : 0.0;
+              cv::Mat frame(static_cast<int>(v.height), static_cast<int>(v.width), CV_8UC3,
+                            const_cast<uint8_t*>(v.pixels), v.stride);
+              try {
+                s.an->process(frame, v.frame_index, static_cast<double>(v.pts) * tb);
+              } catch (const std::exception&) {
+              }
+            }
+            if (s.unacked.empty() && s.building.frames.empty())
+              s.ring->commit(v.seq);
+            s.position = v.frame_index + 1;
+            continue;
+          }
           if (rs == shm::ring_consumer::read_status::frame) {
             const double tb = v.time_base_den ? static_cast<double>(v.time_base_num) / v.time_base_den : 0.0;
             const double t = static_cast<double>(v.pts) * tb;
@@ -343,7 +368,11 @@ consumer_actor::behavior_type consumer_behavior(consumer_actor::stateful_pointer
           self->send(self, tick_atom::value);
         }
       },
-      [send_batch](retry_atom, uint64_t id) { (*send_batch)(id); },
+      [self, send_batch](retry_atom, uint64_t id) {
+        // Still alive while waiting: the node's hang detector hears from us.
+        self->send(self->state.node, consumer_progress(self->state, "waiting"));
+        (*send_batch)(id);
+      },
   };
 }
 

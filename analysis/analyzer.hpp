@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
+#include "analysis/catalog.hpp"
+
 namespace framehive::analysis {
 
 struct video_context {
@@ -24,10 +26,6 @@ class analyzer {
   virtual ~analyzer() = default;
 
   virtual std::string name() const = 0;
-
-  /// Frames a stateful analyzer must see before a resume point to produce
-  /// the same results as a run from the start (motion's background model).
-  virtual int preroll_frames() const { return 0; }
 
   virtual void begin(const video_context& ctx) { ctx_ = ctx; }
 

@@ -64,7 +64,6 @@ class motion_analyzer final : public analyzer {
  public:
   explicit motion_analyzer(int width) : width_(width) {}
   std::string name() const override { return "motion"; }
-  int preroll_frames() const override { return 100; }
   void begin(const video_context& ctx) override {
     analyzer::begin(ctx);
     mog_ = cv::createBackgroundSubtractorMOG2(200, 16.0, true);

@@ -15,6 +15,11 @@ bool is_analyzer(const std::string& name) {
   return std::find(n.begin(), n.end(), name) != n.end();
 }
 
+int preroll_frames(const std::string& name) {
+  // MOG2's model (history 200) is close to a from-the-start model after ~100 frames.
+  return name == "motion" ? 100 : 0;
+}
+
 namespace {
 
 double num(const nlohmann::json& j, const char* key, double fallback = 0) {

@@ -19,6 +19,11 @@ const std::vector<std::string>& analyzer_names();
 
 bool is_analyzer(const std::string& name);
 
+/// Frames a stateful analyzer must see before a resume point to warm up (its
+/// results for them are not stored). 0 for stateless analyzers. The decoder of
+/// a video resumed at frame S starts at S minus the largest pre-roll.
+int preroll_frames(const std::string& name);
+
 /// One stored per-frame result.
 struct stored_frame {
   int64_t frame = 0;

@@ -13,6 +13,7 @@
 #include "caf/io/middleman.hpp"
 #include "common/clock.hpp"
 #include "common/process.hpp"
+#include "analysis/catalog.hpp"
 #include "shm/frame_ring.hpp"
 
 namespace framehive {
@@ -196,7 +197,11 @@ void place(node_ptr self, uint64_t id, role_slot& role) {
     t.epoch = v.task.epoch;
     t.input = v.task.input;
     t.ring = v.ring->name();
-    t.start_frame = v.task.start_frame;
+    // A resumed video starts early enough for every analyzer's pre-roll.
+    int preroll = 0;
+    for (const auto& a : v.task.analyzers)
+      preroll = std::max(preroll, analysis::preroll_frames(a));
+    t.start_frame = std::max<int64_t>(0, v.task.start_frame - preroll);
     self->request(handle, request_timeout, t).then([](caf::ok_atom) {}, on_error);
   } else {
     consumer_task t;
@@ -210,6 +215,7 @@ void place(node_ptr self, uint64_t id, role_slot& role) {
     t.fps = v.meta.fps;
     t.batch_frames = std::max<uint32_t>(1, std::min(st.opt.batch_frames, v.ring->slot_count() / 4));
     t.params = st.opt.analyzer_params;
+    t.emit_from = v.task.start_frame;
     self->request(handle, request_timeout, t).then([](caf::ok_atom) {}, on_error);
   }
 }
@@ -535,7 +541,20 @@ node_full_actor::behavior_type node_behavior(node_ptr self, node_options opt) {
         b.node = st.opt.name;
         auto rp = self->make_response_promise<batch_ack>();
         self->request(st.coord, request_timeout, std::move(b))
-            .then([rp](batch_ack& a) mutable { rp.deliver(a); }, [rp](caf::error& e) mutable { rp.deliver(e); });
+            .then([rp](batch_ack& a) mutable { rp.deliver(a); },
+                  [self, rp, video = b.video, epoch = b.epoch](caf::error& e) mutable {
+                    // Fenced: the coordinator gave this video to someone else
+                    // (we were presumed dead). Stop working on it here.
+                    if (e.category() == caf::atom("framehive") && e.code() == static_cast<uint8_t>(errc::stale_epoch)) {
+                      auto it = self->state.videos.find(video);
+                      if (it != self->state.videos.end() && it->second.task.epoch == epoch) {
+                        spdlog::warn("node {}: video {} epoch {} was revoked by the coordinator; dropping it",
+                                     self->state.opt.name, video, epoch);
+                        stop_video(self, video);
+                      }
+                    }
+                    rp.deliver(e);
+                  });
         return rp;
       },
       [self](actor_progress& p) {
@@ -558,7 +577,7 @@ node_full_actor::behavior_type node_behavior(node_ptr self, node_options opt) {
           report_video(self, v, false, p.error);
           return;
         }
-        r->state = p.state == "done" ? "done" : "running";
+        r->state = p.state;
         bool all = v.decoder.state == "done";
         for (const auto& c : v.consumers)
           all = all && c.state == "done";
