@@ -139,13 +139,14 @@ struct video_report {
   int64_t frames_total = 0;    ///< frames in the video (decoder's last index + 1)
   int64_t frames_decoded = 0;  ///< frames the decoder decoded (once per node)
   int64_t decode_errors = 0;
-  bool retry = false;  ///< not failed: the node has no room now; queue it again
+  bool retry = false;      ///< not failed: the node has no room now; queue it again
+  bool escalated = false;  ///< failed on this node (restart limit): another node may try
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, video_report& x) {
   return f(caf::meta::type_name("video_report"), x.video, x.epoch, x.node, x.ok, x.error, x.frames_total,
-           x.frames_decoded, x.decode_errors, x.retry);
+           x.frames_decoded, x.decode_errors, x.retry, x.escalated);
 }
 
 // -- results ------------------------------------------------------------------------------
@@ -266,12 +267,15 @@ struct consumer_task {
   uint32_t batch_frames = 8;
   std::string params;  ///< analyzer settings, a JSON object (see analysis::analyzer_options)
   int64_t emit_from = 0;  ///< earlier frames only warm up stateful analyzers (pre-roll)
+  std::vector<int64_t> quarantine;             ///< poison frames: stored as failed, not analysed
+  std::vector<std::string> quarantine_reasons;  ///< one per quarantined frame
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, consumer_task& x) {
   return f(caf::meta::type_name("consumer_task"), x.video, x.epoch, x.ring, x.consumer_id, x.analyzer, x.stride,
-           x.output_dir, x.fps, x.batch_frames, x.params, x.emit_from);
+           x.output_dir, x.fps, x.batch_frames, x.params, x.emit_from, x.quarantine,
+           x.quarantine_reasons);
 }
 
 /// Progress of a decoder or consumer actor, sent to the node every half second

@@ -11,6 +11,7 @@
 
 #include "analysis/analyzer.hpp"
 #include "common/clock.hpp"
+#include "common/faults.hpp"
 #include "ingest/ring_pump.hpp"
 #include "media/decoder.hpp"
 #include "shm/frame_ring.hpp"
@@ -171,6 +172,8 @@ struct consumer_state {
   int64_t processed = 0;
   int64_t position = 0;
   rate_meter rate;
+  fault_plan faults;
+  std::map<int64_t, std::string> quarantine;  ///< frame -> reason
 };
 
 actor_progress consumer_progress(const consumer_state& st, const std::string& state) {
@@ -217,6 +220,19 @@ consumer_actor::behavior_type consumer_behavior(consumer_actor::stateful_pointer
   ctx.fps = st.task.fps;
   ctx.output_dir = st.task.output_dir;
   st.an->begin(ctx);
+  {
+    auto params = nlohmann::json::parse(st.task.params, nullptr, false);
+    std::string spec = params.is_object() ? params.value("faults", "") : "";
+    if (const char* env = std::getenv("FRAMEHIVE_FAULTS"); spec.empty() && env)
+      spec = env;
+    std::string err;
+    st.faults = fault_plan::parse(spec, &err);
+    if (!err.empty())
+      spdlog::warn("consumer: ignoring fault spec parts: {}", err);
+    for (std::size_t i = 0; i < st.task.quarantine.size(); ++i)
+      st.quarantine[st.task.quarantine[i]] =
+          i < st.task.quarantine_reasons.size() ? st.task.quarantine_reasons[i] : "quarantined";
+  }
   st.building.video = st.task.video;
   st.building.epoch = st.task.epoch;
   st.building.analyzer = st.task.analyzer;
@@ -321,10 +337,18 @@ consumer_actor::behavior_type consumer_behavior(consumer_actor::stateful_pointer
                           const_cast<uint8_t*>(v.pixels), v.stride);
             const uint64_t t0 = monotonic_ns();
             nlohmann::json r;
-            try {
-              r = s.an->process(frame, v.frame_index, t);
-            } catch (const std::exception& e) {
-              r = {{"error", e.what()}};
+            if (auto q = s.quarantine.find(v.frame_index); q != s.quarantine.end()) {
+              // A poison frame: recorded as failed for this analyzer, skipped.
+              r = {{"quarantined", true}, {"reason", q->second}};
+            } else {
+              try {
+                if (auto f = s.faults.at(s.task.analyzer, v.frame_index))
+                  trigger(*f, s.task.analyzer + " at frame " + std::to_string(v.frame_index));
+                r = s.an->process(frame, v.frame_index, t);
+              } catch (const std::exception& e) {
+                // An exception costs this frame only: quarantined with the reason.
+                r = {{"quarantined", true}, {"reason", std::string("analyzer threw: ") + e.what()}};
+              }
             }
             r["ms"] = static_cast<double>(monotonic_ns() - t0) / 1e6;
             r["t"] = t;

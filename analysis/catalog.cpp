@@ -50,8 +50,17 @@ std::vector<segment> motion_segments(const std::vector<stored_frame>& frames, do
   return out;
 }
 
-nlohmann::json summarize(const std::string& analyzer, const std::vector<stored_frame>& frames) {
+nlohmann::json summarize(const std::string& analyzer, const std::vector<stored_frame>& all) {
   nlohmann::json s;
+  std::vector<stored_frame> frames;
+  nlohmann::json quarantined = nlohmann::json::array();
+  for (const auto& f : all) {
+    if (f.data.value("quarantined", false))
+      quarantined.push_back({{"frame", f.frame}, {"reason", f.data.value("reason", "")}});
+    else
+      frames.push_back(f);
+  }
+  s["quarantined"] = quarantined;
   std::vector<double> ms;
   ms.reserve(frames.size());
   for (const auto& f : frames)

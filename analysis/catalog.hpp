@@ -30,7 +30,8 @@ struct stored_frame {
   nlohmann::json data;
 };
 
-/// Summary of one (video, analyzer): frames_processed, mean_ms, p95_ms, and the
+/// Summary of one (video, analyzer): frames_processed (analysed successfully),
+/// quarantined ([{frame, reason}]: poison frames, not analysed), mean_ms, p95_ms, and the
 /// analyzer's own fields. `frames` are in frame order.
 nlohmann::json summarize(const std::string& analyzer, const std::vector<stored_frame>& frames);
 

@@ -31,6 +31,7 @@ struct coordinator_state {
   std::unique_ptr<job_store> store;
   std::map<std::string, node_entry> nodes;
   std::deque<uint64_t> queue;  ///< videos waiting for a node
+  std::map<uint64_t, std::set<std::string>> avoid;  ///< nodes a video failed on (restart limit)
   uint64_t started_ns = monotonic_ns();
 };
 
@@ -65,11 +66,15 @@ void requeue(coord_ptr self, const video_row& v, const std::string& why) {
   spdlog::warn("coordinator: video {} requeued from frame {}: {}", v.id, start, why);
 }
 
-/// Least-loaded node with room: running videos against its cores.
-node_entry* pick_node(coord_ptr self) {
+/// Least-loaded node with room (running videos against its cores) that the
+/// video has not already failed on.
+node_entry* pick_node(coord_ptr self, uint64_t video) {
   node_entry* best = nullptr;
   double best_load = 0;
+  const auto& avoid = self->state.avoid[video];
   for (auto& [name, n] : self->state.nodes) {
+    if (avoid.count(name))
+      continue;
     const uint32_t cores = std::max<uint32_t>(1, n.info.cores);
     if (n.running.size() >= cores || n.full)
       continue;
@@ -84,11 +89,16 @@ node_entry* pick_node(coord_ptr self) {
 
 void schedule(coord_ptr self) {
   auto& st = self->state;
+  // FIFO, except that a video no free node may take does not block the others.
+  std::deque<uint64_t> waiting;
   while (!st.queue.empty()) {
-    node_entry* n = pick_node(self);
-    if (!n)
-      return;  // waits until a node has room
     const uint64_t id = st.queue.front();
+    node_entry* n = pick_node(self, id);
+    if (!n) {
+      waiting.push_back(id);
+      st.queue.pop_front();
+      continue;
+    }
     st.queue.pop_front();
     auto v = st.store->video(id);
     if (!v || v->state != "queued")
@@ -119,6 +129,7 @@ void schedule(coord_ptr self) {
                 schedule(self);
               });
   }
+  st.queue = std::move(waiting);
 }
 
 void on_node_lost(coord_ptr self, const std::string& name, const std::string& why) {
@@ -340,6 +351,18 @@ coordinator_actor spawn_coordinator(caf::actor_system& sys, std::unique_ptr<job_
             return make_error(errc::not_found, "no video " + std::to_string(r.video));
           if (v->state != "running" || v->epoch != r.epoch)
             return caf::ok_atom::value;  // an old assignment: nothing to record
+          if (r.escalated) {
+            // Failed on that node: another node may try, from the watermark.
+            st.avoid[r.video].insert(r.node);
+            bool other = false;
+            for (const auto& [name, n] : st.nodes)
+              other |= !st.avoid[r.video].count(name);
+            if (other) {
+              requeue(self, *v, r.error);
+              schedule(self);
+              return caf::ok_atom::value;
+            }
+          }
           if (r.retry) {
             requeue(self, *v, r.error);
             if (auto n = st.nodes.find(r.node); n != st.nodes.end())

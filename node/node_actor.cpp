@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <deque>
 #include <map>
 #include <optional>
 
@@ -41,6 +42,9 @@ struct role_slot {
   std::string state = "pending";  ///< pending | starting | running | lost | done | failed
   actor_progress last;
   uint32_t restarts = 0;
+  std::deque<uint64_t> restart_times;  ///< for the restart-intensity limit
+  uint64_t last_seen_ns = 0;           ///< last message from the actor (hang detection)
+  bool hung = false;                   ///< its worker was killed because it fell silent
 };
 
 /// The video supervisor: one per assigned video. It is a state machine inside
@@ -55,6 +59,10 @@ struct video_sup {
   role_slot decoder;
   std::vector<role_slot> consumers;
   std::string output_dir;
+  /// analyzer -> frame -> times that frame took its consumer's worker down
+  std::map<std::string, std::map<int64_t, uint32_t>> crashes;
+  /// analyzer -> frame -> reason: poison frames, skipped from now on
+  std::map<std::string, std::map<int64_t, std::string>> quarantine;
 };
 
 struct node_state {
@@ -147,7 +155,8 @@ void stop_video(node_ptr self, uint64_t id) {
   st.videos.erase(it);  // destroys the ring: the segment is removed
 }
 
-void report_video(node_ptr self, video_sup& v, bool ok, const std::string& error, bool retry = false) {
+void report_video(node_ptr self, video_sup& v, bool ok, const std::string& error, bool retry = false,
+                  bool escalated = false) {
   auto& st = self->state;
   video_report r;
   r.video = v.task.video;
@@ -159,6 +168,7 @@ void report_video(node_ptr self, video_sup& v, bool ok, const std::string& error
   r.frames_decoded = v.decoder.last.frames;
   r.decode_errors = v.decoder.last.decode_errors;
   r.retry = retry;
+  r.escalated = escalated;
   if (ok)
     spdlog::info("node {}: video {} done: {} frames, decoded once ({} decode errors)", st.opt.name, r.video,
                  r.frames_total, r.decode_errors);
@@ -179,6 +189,7 @@ void place(node_ptr self, uint64_t id, role_slot& role) {
     return;  // placed on the next tick, when a worker is ready
   role.worker = w;
   role.state = "starting";
+  role.last_seen_ns = monotonic_ns();
   auto& handle = st.workers[static_cast<std::size_t>(w)].handle;
   auto on_error = [self, id, role_name = role.role](caf::error& e) {
     auto it = self->state.videos.find(id);
@@ -216,6 +227,10 @@ void place(node_ptr self, uint64_t id, role_slot& role) {
     t.batch_frames = std::max<uint32_t>(1, std::min(st.opt.batch_frames, v.ring->slot_count() / 4));
     t.params = st.opt.analyzer_params;
     t.emit_from = v.task.start_frame;
+    for (const auto& [frame, why] : v.quarantine[role.role]) {
+      t.quarantine.push_back(frame);
+      t.quarantine_reasons.push_back(why);
+    }
     self->request(handle, request_timeout, t).then([](caf::ok_atom) {}, on_error);
   }
 }
@@ -299,20 +314,84 @@ void on_worker_death(node_ptr self, worker_slot& w, const std::string& why) {
   const uint64_t backoff_ms = std::min<uint64_t>(10'000, 100ull << std::min<uint32_t>(w.restarts, 7));
   w.restart_at_ns = monotonic_ns() + backoff_ms * 1'000'000ull;
   const int idx = static_cast<int>(w.index);
+  const uint64_t now = monotonic_ns();
+  const uint64_t window = uint64_t{st.opt.restart_window_s} * 1'000'000'000ull;
+  // Restart-intensity limit: true when `r` restarted too often, recently.
+  auto too_often = [&](role_slot& r) {
+    r.restart_times.push_back(now);
+    while (!r.restart_times.empty() && now - r.restart_times.front() > window)
+      r.restart_times.pop_front();
+    return r.restart_times.size() > st.opt.restart_limit;
+  };
+  std::vector<std::pair<uint64_t, std::string>> escalate;
   for (auto& [id, v] : st.videos) {
     if (v.phase != "running")
       continue;
     if (v.decoder.worker == idx && v.decoder.state != "done") {
       v.decoder.state = "lost";
       ++v.decoder.restarts;
+      if (too_often(v.decoder))
+        escalate.emplace_back(id, "decoder");
     }
+    auto rs = v.ring->status();
+    for (auto& c : v.consumers) {
+      if (c.worker != idx || c.state == "done")
+        continue;
+      // The frame it was analysing when the worker died: the last one handed out.
+      for (const auto& e : rs.consumers)
+        if (e.id == c.consumer_id && e.read_high > e.committed)
+          if (auto frame = v.ring->frame_index_at(e.read_high - 1)) {
+            auto n = ++v.crashes[c.role][*frame];
+            if (n >= st.opt.poison_attempts && !v.quarantine[c.role].count(*frame)) {
+              std::string reason = std::string(c.hung ? "analyzer hung" : "analyzer crashed") + " on this frame " +
+                                   std::to_string(n) + " times (last: worker " + why + ")";
+              v.quarantine[c.role][*frame] = reason;
+              spdlog::warn("node {}: video {} frame {} quarantined for {}: {}", st.opt.name, id, *frame, c.role,
+                           reason);
+            }
+          }
+      c.hung = false;
+      // Its unacknowledged frames stay in the ring for the restarted consumer.
+      v.ring->mark_consumer_dead(c.consumer_id);
+      c.state = "lost";
+      ++c.restarts;
+      if (too_often(c))
+        escalate.emplace_back(id, c.role);
+    }
+  }
+  for (const auto& [id, role] : escalate)
+    if (auto it = st.videos.find(id); it != st.videos.end())
+      report_video(self, it->second, false,
+                   it->second.task.input + ": " + role + " restarted more than " +
+                       std::to_string(st.opt.restart_limit) + " times in " + std::to_string(st.opt.restart_window_s) +
+                       " s on node " + st.opt.name + " (last: worker " + why + ")",
+                   false, true);
+}
+
+/// An actor that has sent nothing for hang_timeout is stuck (in FFmpeg or an
+/// analyzer); the only way to stop it is to end its worker.
+void detect_hangs(node_ptr self) {
+  auto& st = self->state;
+  const uint64_t now = monotonic_ns();
+  const uint64_t limit = uint64_t{st.opt.hang_timeout_s} * 1'000'000'000ull;
+  for (auto& [id, v] : st.videos) {
+    if (v.phase != "running")
+      continue;
+    auto check = [&](role_slot& r) {
+      if (r.worker < 0 || r.state == "done" || r.state == "lost" || r.state == "pending" || now - r.last_seen_ns < limit)
+        return;
+      auto& w = st.workers[static_cast<std::size_t>(r.worker)];
+      if (!w.proc)
+        return;
+      spdlog::warn("node {}: {} of video {} silent for {} s; killing worker {} (pid {})", st.opt.name, r.role, id,
+                   (now - r.last_seen_ns) / 1'000'000'000ull, w.index, w.proc->pid());
+      r.hung = true;
+      r.last_seen_ns = now;
+      w.proc->kill(SIGKILL);
+    };
+    check(v.decoder);
     for (auto& c : v.consumers)
-      if (c.worker == idx && c.state != "done") {
-        // Its unacknowledged frames stay in the ring for the restarted consumer.
-        v.ring->mark_consumer_dead(c.consumer_id);
-        c.state = "lost";
-        ++c.restarts;
-      }
+      check(c);
   }
 }
 
@@ -372,6 +451,8 @@ node_status build_status(node_ptr self) {
       x.pid = r.last.pid;
       x.restarts = r.restarts;
       x.ring_slots = e.ring_slots;
+      if (auto q = v.quarantine.find(r.role); q != v.quarantine.end())
+        x.quarantined = q->second.size();
       if (kind == "consumer") {
         x.lag = std::max<int64_t>(0, v.decoder.last.position - r.last.position);
         if (rs)
@@ -506,6 +587,7 @@ node_full_actor::behavior_type node_behavior(node_ptr self, node_options opt) {
         for (auto& [id, v] : st.videos)
           if (v.ring)
             v.ring->reclaim_dead_consumers();
+        detect_hangs(self);
         place_pending(self);
         if (st.registered && now - st.last_status_ns >= status_every_ns) {
           st.last_status_ns = now;
@@ -573,6 +655,7 @@ node_full_actor::behavior_type node_behavior(node_ptr self, node_options opt) {
         if (!r || r->state == "done")
           return;
         r->last = p;
+        r->last_seen_ns = monotonic_ns();
         if (p.state == "failed") {
           report_video(self, v, false, p.error);
           return;

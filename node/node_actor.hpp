@@ -19,6 +19,10 @@ struct node_options {
   std::string shm_prefix = "framehive";
   uint32_t batch_frames = 8;       ///< frames per result batch
   std::string analyzer_params = "{}";  ///< JSON object handed to every analyzer
+  uint32_t poison_attempts = 3;     ///< a frame that kills its analyzer this often is quarantined
+  uint32_t restart_limit = 5;       ///< restarts of one actor within restart_window ...
+  uint32_t restart_window_s = 30;   ///< ... before the video fails on this node
+  uint32_t hang_timeout_s = 60;     ///< an actor silent this long is hung: its worker is killed
 };
 
 /// The node as seen by the coordinator, by its workers, and by its own timers.

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/lifecycle.hpp"
@@ -35,6 +36,11 @@ struct node_config : caf::actor_system_config {
   uint32_t people_max_width = 640;
   uint32_t motion_width = 160;
   double thumbnail_every_s = 5.0;
+  std::string faults;
+  uint32_t poison_attempts = 3;
+  uint32_t restart_limit = 5;
+  uint32_t restart_window_s = 30;
+  uint32_t hang_timeout_s = 60;
   node_config() {
     opt_group{custom_options_, "global"}
         .add(coordinator, "coordinator", "coordinator address HOST:PORT")
@@ -45,6 +51,12 @@ struct node_config : caf::actor_system_config {
         .add(ring_slots, "ring-slots", "frames per ring (capped by the budget)")
         .add(shm_prefix, "shm-prefix", "name prefix of this cluster's shared-memory segments")
         .add(batch_frames, "batch-frames", "frames per result batch");
+    opt_group{custom_options_, "supervision"}
+        .add(poison_attempts, "poison-attempts", "a frame that kills its analyzer this often is quarantined")
+        .add(restart_limit, "restart-limit", "restarts of one actor within restart-window-s before its video fails here")
+        .add(restart_window_s, "restart-window-s", "window of the restart limit, in seconds")
+        .add(hang_timeout_s, "hang-timeout-s", "an actor silent this long is hung and its worker is killed")
+        .add(faults, "faults", "fault injection for tests, e.g. \"stats:crash@120,motion:throw@40\" (off if empty)");
     opt_group{custom_options_, "analyzers"}
         .add(people_max_width, "people-max-width", "people: frames are scaled down to this width first")
         .add(motion_width, "motion-width", "motion: width of the frame the background model sees")
@@ -80,9 +92,17 @@ int main(int argc, char** argv) {
   o.ring_slots = std::max(4u, cfg.ring_slots);
   o.shm_prefix = cfg.shm_prefix;
   o.batch_frames = std::max(1u, cfg.batch_frames);
-  o.analyzer_params = "{\"people_max_width\":" + std::to_string(cfg.people_max_width) +
-                      ",\"motion_width\":" + std::to_string(cfg.motion_width) +
-                      ",\"thumbnail_every_s\":" + std::to_string(cfg.thumbnail_every_s) + "}";
+  o.analyzer_params = nlohmann::json{{"people_max_width", cfg.people_max_width},
+                                      {"motion_width", cfg.motion_width},
+                                      {"thumbnail_every_s", cfg.thumbnail_every_s},
+                                      {"faults", cfg.faults}}
+                          .dump();
+  o.poison_attempts = std::max(1u, cfg.poison_attempts);
+  o.restart_limit = cfg.restart_limit;
+  o.restart_window_s = std::max(1u, cfg.restart_window_s);
+  o.hang_timeout_s = std::max(1u, cfg.hang_timeout_s);
+  if (!cfg.faults.empty())
+    spdlog::warn("fault injection is ON: {}", cfg.faults);
   auto free_shm = framehive::shm::free_bytes(framehive::shm::default_shm_dir).value_or(0);
   o.shm_budget = cfg.shm_budget_mb ? cfg.shm_budget_mb << 20 : free_shm / 2;
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ node[%P] %v");

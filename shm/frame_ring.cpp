@@ -344,6 +344,16 @@ ring_status frame_ring::status() const {
   return s;
 }
 
+std::optional<int64_t> frame_ring::frame_index_at(uint64_t seq) const {
+  auto* h = header();
+  if (seq >= h->producer_seq.load())
+    return std::nullopt;
+  const auto* sh = slot_at(h, seq);
+  if (sh->seq != seq)
+    return std::nullopt;
+  return sh->frame_index;
+}
+
 // -- ring_producer ------------------------------------------------------------
 
 result<ring_producer, ring_error> ring_producer::open(const std::string& name) {

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -138,6 +139,10 @@ class frame_ring {
   void revoke_producer();
 
   ring_status status() const;
+
+  /// The frame index stored at sequence `seq`, if that slot still holds it
+  /// (used to name the frame a consumer died on).
+  std::optional<int64_t> frame_index_at(uint64_t seq) const;
 
  private:
   explicit frame_ring(segment seg) : seg_(std::move(seg)) {}

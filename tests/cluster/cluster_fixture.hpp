@@ -76,13 +76,15 @@ class cluster : public ::testing::Test {
     coordinator_ = std::move(*p);
   }
 
-  void start_node(const std::string& name, int workers = 2, int shm_budget_mb = 1024) {
+  void start_node(const std::string& name, int workers = 2, int shm_budget_mb = 1024,
+                  const std::vector<std::string>& extra = {}) {
     std::string err;
-    auto p = child_process::spawn({bin("framehive-node"), "--coordinator=" + address(), "--name=" + name,
-                                   "--workers=" + std::to_string(workers),
-                                   "--output-dir=" + (dir_ / ("out-" + name)).string(),
-                                   "--shm-prefix=" + shm_prefix(), "--shm-budget-mb=" + std::to_string(shm_budget_mb)},
-                                  &err, (dir_ / (name + ".log")).string());
+    std::vector<std::string> args{bin("framehive-node"), "--coordinator=" + address(), "--name=" + name,
+                                  "--workers=" + std::to_string(workers),
+                                  "--output-dir=" + (dir_ / ("out-" + name)).string(),
+                                  "--shm-prefix=" + shm_prefix(), "--shm-budget-mb=" + std::to_string(shm_budget_mb)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto p = child_process::spawn(args, &err, (dir_ / (name + ".log")).string());
     ASSERT_TRUE(p) << err;
     nodes_[name] = std::move(*p);
   }
@@ -94,6 +96,13 @@ class cluster : public ::testing::Test {
       start_node(n);
     ASSERT_TRUE(wait_until([&] { return registered_nodes() == names.size(); }, std::chrono::seconds(30)))
         << "nodes did not register";
+  }
+
+  /// A coordinator and one node started with extra node flags.
+  void start_one_node(const std::vector<std::string>& extra) {
+    start_coordinator();
+    start_node("n1", 2, 1024, extra);
+    ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)));
   }
 
   std::size_t registered_nodes() {

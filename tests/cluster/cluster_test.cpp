@@ -211,7 +211,8 @@ TEST_F(Cluster, VideoWaitsInTheQueueWhileNoNodeHasSharedMemoryForIt) {
   const auto b = make_clip("b.mp4", 4, 15, "1920x1080");
   const auto job = submit(a + " " + b + " --analyzers stats");
   ASSERT_EQ(wait_job(job), "done");
-  for (const auto& v : cli_json("results " + std::to_string(job) + " --json")["videos"])
+  const json results = cli_json("results " + std::to_string(job) + " --json");
+  for (const auto& v : results["videos"])
     EXPECT_EQ(v["analyzers"]["stats"]["frames_processed"].get<int64_t>(), 60) << v["input"];
   auto requeued = run_command("sqlite3 '" + (dir_ / "data" / "framehive.db").string() +
                               "' \"SELECT COUNT(*) FROM events WHERE kind='requeued'\"");
