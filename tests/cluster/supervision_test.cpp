@@ -1,6 +1,8 @@
 // Failures inside workers, injected with the node's fault switch: crashes,
 // exceptions and hangs at chosen frames, in real worker processes.
 
+#include <map>
+
 #include "tests/cluster/cluster_fixture.hpp"
 
 using namespace framehive::testing;
@@ -86,4 +88,56 @@ TEST_F(Supervision, RestartLimitFailsTheVideoWithTheReasonWhenNoOtherNodeCanTake
   EXPECT_NE(err.find("restarted more than 2 times"), std::string::npos) << err;
   // The cluster keeps serving.
   EXPECT_EQ(wait_job(submit(make_clip("ok.mp4", 1, 10) + " --analyzers motion")), "done");
+}
+
+TEST_F(Supervision, EachBadInputFailsOnlyItsVideoWithItsReasonAndTheClusterKeepsServing) {
+  start_coordinator();
+  start_node("n1", 2, 512);
+  ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)));
+  const std::string ff = "ffmpeg -v error -y -nostdin ";
+  auto path = [&](const std::string& n) { return (dir_ / n).string(); };
+  auto sh = [&](const std::string& cmd) { ASSERT_EQ(run_command(cmd + " 2>&1").code, 0) << cmd; };
+  sh(ff + "-f lavfi -i testsrc2=size=320x240:rate=15 -t 2 -c:v libx264 -preset ultrafast " + path("whole.mp4"));
+  sh("head -c 30000 " + path("whole.mp4") + " > " + path("cut.mp4"));
+  sh(ff + "-f lavfi -i sine=frequency=440:duration=1 -c:a aac " + path("audio.m4a"));
+  sh(ff + "-f lavfi -i testsrc2=size=16x16:rate=10 -t 1 -vf scale=1:1 -c:v ffv1 " + path("tiny.mkv"));
+  sh(ff + "-f lavfi -i color=c=blue:size=64x64:rate=1 -vf scale=8192:8192 -frames:v 1 -c:v ffv1 " + path("huge.mkv"));
+  sh(ff + "-f lavfi -i testsrc2=size=320x240:rate=15 -frames:v 0 -c:v libx264 " + path("zero.mp4"));
+  sh("echo 'just some text' > " + path("text.mp4") + " && : > " + path("empty.mp4") + " && mkdir " + path("dir.mp4"));
+  const std::string bugy = "/usr/share/doc/opencv-doc/examples/data/Megamind_bugy.avi";
+  // input -> expected state and words of the reason
+  const std::map<std::string, std::pair<std::string, std::string>> expect{
+      {path("missing.mp4"), {"failed", "no such file"}},
+      {path("dir.mp4"), {"failed", "is a directory"}},
+      {path("empty.mp4"), {"failed", "empty file"}},
+      {path("text.mp4"), {"failed", "not a media file"}},
+      {path("cut.mp4"), {"failed", "not a media file"}},
+      {path("audio.m4a"), {"failed", "no video stream"}},
+      {path("zero.mp4"), {"failed", "no video stream"}},
+      {path("huge.mkv"), {"failed", "8192x8192"}},
+      {"rtsp://127.0.0.1:9/none", {"failed", "cannot open"}},
+      {path("tiny.mkv"), {"done", ""}},
+      {bugy, {"done", ""}},
+  };
+  std::string inputs;
+  for (const auto& [in, e] : expect)
+    inputs += in + " ";
+  const auto job = submit(inputs + "--analyzers stats,motion");
+  ASSERT_EQ(wait_job(job, std::chrono::seconds(180)), "failed");
+  const json r = cli_json("results " + std::to_string(job) + " --json");
+  ASSERT_EQ(r["videos"].size(), expect.size());
+  for (const auto& v : r["videos"]) {
+    const auto& [state, words] = expect.at(v["input"].get<std::string>());
+    EXPECT_EQ(v["state"], state) << v["input"];
+    if (state == "failed") {
+      const std::string err = v["error"];
+      EXPECT_NE(err.find(words), std::string::npos) << v["input"] << ": " << err;
+      EXPECT_NE(err.find(v["input"].get<std::string>()), std::string::npos) << "reason must name the input: " << err;
+    } else {
+      EXPECT_EQ(v["analyzers"]["stats"]["frames_processed"], v["frames_total"]) << v["input"];
+    }
+  }
+  // The human-readable results show the reasons too.
+  EXPECT_NE(cli("results " + std::to_string(job)).out.find("no such file"), std::string::npos);
+  EXPECT_EQ(wait_job(submit(make_clip("ok.mp4", 1, 10) + " --analyzers stats")), "done");
 }
