@@ -331,7 +331,8 @@ using coordinator_actor = caf::typed_actor<
     caf::replies_to<node_info, node_actor>::with<node_welcome>,
     caf::replies_to<result_batch>::with<batch_ack>,
     caf::replies_to<video_report>::with<caf::ok_atom>,
-    caf::reacts_to<node_status>>;
+    caf::reacts_to<node_status>,
+    caf::reacts_to<tick_atom>>;
 
 /// Registers every type above with CAF; call before constructing actor_system.
 void register_protocol(caf::actor_system_config& cfg);

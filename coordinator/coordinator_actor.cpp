@@ -32,6 +32,9 @@ struct coordinator_state {
   std::map<std::string, node_entry> nodes;
   std::deque<uint64_t> queue;  ///< videos waiting for a node
   std::map<uint64_t, std::set<std::string>> avoid;  ///< nodes a video failed on (restart limit)
+  /// After a restart: running videos waiting for their node to re-register and
+  /// claim them (video -> deadline); unclaimed ones are queued again.
+  std::map<uint64_t, uint64_t> awaiting;
   uint64_t started_ns = monotonic_ns();
 };
 
@@ -132,7 +135,7 @@ void schedule(coord_ptr self) {
   st.queue = std::move(waiting);
 }
 
-void on_node_lost(coord_ptr self, const std::string& name, const std::string& why) {
+void on_node_lost(coord_ptr self, std::string name, const std::string& why) {  // by value: the caller passes a key of the map it erases
   auto& st = self->state;
   auto it = st.nodes.find(name);
   if (it == st.nodes.end())
@@ -204,16 +207,21 @@ coordinator_actor spawn_coordinator(caf::actor_system& sys, std::unique_ptr<job_
   return sys.spawn<caf::detached>([holder](coord_ptr self) -> coordinator_actor::behavior_type {
     auto& st = self->state;
     st.store = std::move(*holder);
-    // Videos that were running when the coordinator stopped start again from
-    // their watermark with a new epoch; results of the old epoch are refused.
+    // Videos that were running when the coordinator stopped keep their
+    // assignment for a grace period: the node that runs them re-registers and
+    // claims them, and their work goes on. Unclaimed ones are queued again from
+    // their watermark with a new epoch.
+    const uint64_t grace = monotonic_ns() + 10'000'000'000ull;
     for (const auto& v : st.store->unfinished_videos()) {
       if (v.state == "running")
-        requeue(self, v, "coordinator restarted");
+        st.awaiting[v.id] = grace;
       else
         st.queue.push_back(v.id);
     }
-    if (!st.queue.empty())
-      spdlog::info("coordinator: {} unfinished videos reloaded from the job store", st.queue.size());
+    self->send(self, tick_atom::value);
+    if (!st.queue.empty() || !st.awaiting.empty())
+      spdlog::info("coordinator: reloaded {} queued and {} running videos from the job store", st.queue.size(),
+                   st.awaiting.size());
     self->set_down_handler([self](caf::down_msg& dm) {
       for (auto& [name, n] : self->state.nodes)
         if (n.handle.address() == dm.source) {
@@ -312,10 +320,23 @@ coordinator_actor spawn_coordinator(caf::actor_system& sys, std::unique_ptr<job_
           // their assignments were revoked at restart; tell it to drop them.
           for (uint64_t id : info.running) {
             auto v = st.store->video(id);
-            if (v && v->state == "running" && v->node == info.name)
+            if (v && v->state == "running" && v->node == info.name) {
               n.running.insert(id);
-            else
+              if (st.awaiting.erase(id))
+                spdlog::info("coordinator: node {} still runs video {}; it goes on", info.name, id);
+            } else {
               self->send(handle, cancel_atom::value, id);
+            }
+          }
+          // Videos this node ran before but no longer has: no need to wait.
+          for (auto it = st.awaiting.begin(); it != st.awaiting.end();) {
+            auto v = st.store->video(it->first);
+            if (v && v->node == info.name) {
+              requeue(self, *v, "node " + info.name + " no longer runs it");
+              it = st.awaiting.erase(it);
+            } else {
+              ++it;
+            }
           }
           spdlog::info("coordinator: node {} registered ({} cores, shm budget {} MiB, pid {})", info.name,
                        info.cores, info.shm_budget >> 20, info.pid);
@@ -380,6 +401,25 @@ coordinator_actor spawn_coordinator(caf::actor_system& sys, std::unique_ptr<job_
                        r.node, r.frames_total, v->job, job_state);
           schedule(self);
           return caf::ok_atom::value;
+        },
+        [self](tick_atom) {
+          auto& st = self->state;
+          const uint64_t now = monotonic_ns();
+          bool changed = false;
+          for (auto it = st.awaiting.begin(); it != st.awaiting.end();) {
+            if (now < it->second) {
+              ++it;
+              continue;
+            }
+            if (auto v = st.store->video(it->first); v && v->state == "running")
+              requeue(self, *v, "its node did not come back after the coordinator restarted");
+            it = st.awaiting.erase(it);
+            changed = true;
+          }
+          if (changed)
+            schedule(self);
+          if (!st.awaiting.empty())
+            self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
         },
         [self](node_status& s) {
           if (auto n = self->state.nodes.find(s.node); n != self->state.nodes.end())

@@ -505,6 +505,9 @@ void connect(node_ptr self) {
             info.pid = static_cast<uint32_t>(getpid());
             for (const auto& [id, v] : st.videos)
               info.running.push_back(id);
+            // Finished here but not yet reported: still ours until the report lands.
+            for (const auto& r : st.unsent_reports)
+              info.running.push_back(r.video);
             self->request(coord, std::chrono::seconds(5), info, caf::actor_cast<node_actor>(self))
                 .then(
                     [self, coord](node_welcome&) {

@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/lifecycle.hpp"
 #include "actors/messages.hpp"
 #include "actors/worker_actors.hpp"
 #include "caf/io/all.hpp"
@@ -60,8 +61,9 @@ int main(int argc, char** argv) {
     return 3;
   }
   spdlog::info("worker {} ready", cfg.index);
-  // Runs until the node goes away (the worker actor quits then).
+  // Runs until the node goes away (the worker actor quits then). Leave without
+  // ~actor_system, which can wait forever on the dead node's proxies.
   self->monitor(worker);
   self->receive([](caf::down_msg&) {});
-  return 0;
+  framehive::stop_and_exit(sys, caf::actor_cast<caf::actor>(worker), 0, std::chrono::seconds(2));
 }

@@ -1,0 +1,118 @@
+// Whole processes dying: the coordinator (SIGKILL, then restarted), a node
+// (SIGKILL), a hung node (SIGSTOP, later SIGCONT). Every job still finishes
+// with per-frame stats identical to a clean run.
+
+#include <csignal>
+
+#include "tests/cluster/cluster_fixture.hpp"
+
+using namespace framehive::testing;
+using nlohmann::json;
+
+namespace {
+
+class Failover : public cluster {
+ protected:
+  /// Per-frame stats of a finished job's only video, frame by frame.
+  std::vector<std::pair<double, double>> stats_of(uint64_t job) {
+    const json r = cli_json("results " + std::to_string(job) + " --json --frames");
+    std::vector<std::pair<double, double>> out;
+    for (const auto& f : r["videos"][0]["analyzers"]["stats"]["frames"]) {
+      EXPECT_EQ(f["frame"].get<std::size_t>(), out.size()) << "frame missing or doubled";
+      out.emplace_back(f["brightness"].get<double>(), f["sharpness"].get<double>());
+    }
+    return out;
+  }
+
+  /// Waits until a video of `job` runs on some node past `frame`; returns the node.
+  std::string running_node(uint64_t job, int64_t frame) {
+    std::string node;
+    wait_until(
+        [&] {
+          const json st = cli_json("status " + std::to_string(job) + " --json");
+          for (const auto& v : st["videos"])
+            if (v["state"] == "running" && v["position"].get<int64_t>() > frame)
+              node = v["node"];
+          return !node.empty();
+        },
+        std::chrono::seconds(30));
+    return node;
+  }
+
+  void expect_same_stats(const std::vector<std::pair<double, double>>& clean,
+                         const std::vector<std::pair<double, double>>& faulty) {
+    ASSERT_EQ(clean.size(), faulty.size());
+    for (std::size_t i = 0; i < clean.size(); ++i)
+      ASSERT_EQ(clean[i], faulty[i]) << "stats differ at frame " << i;
+  }
+};
+
+}  // namespace
+
+TEST_F(Failover, KilledCoordinatorComesBackAndTheJobFinishesWithNothingLost) {
+  start_cluster({"n1"});
+  const auto clip = make_clip("clip.mp4", 30, 30, "640x360");
+  const auto clean = stats_of([&] {
+    auto j = submit(clip + " --analyzers stats");
+    EXPECT_EQ(wait_job(j), "done");
+    return j;
+  }());
+  ASSERT_EQ(clean.size(), 900u);
+  const auto job = submit(clip + " --analyzers stats,motion");
+  ASSERT_FALSE(running_node(job, 100).empty());
+  coordinator_.kill(SIGKILL);
+  coordinator_.wait();
+  start_coordinator();  // same port, same job store
+  ASSERT_TRUE(wait_until([&] { return cli("nodes").code == 0; }, std::chrono::seconds(20)));
+  ASSERT_EQ(wait_job(job), "done");
+  expect_same_stats(clean, stats_of(job));
+  const json r = cli_json("results " + std::to_string(job) + " --json");
+  EXPECT_EQ(r["videos"][0]["analyzers"]["motion"]["frames_processed"], 900);
+  EXPECT_EQ(r["videos"][0]["node"], "n1");
+}
+
+TEST_F(Failover, KilledNodesVideoFinishesOnAnotherNodeWithIdenticalStats) {
+  start_cluster({"n1", "n2"});
+  const auto clip = make_clip("clip.mp4", 30, 30, "640x360");
+  const auto clean = stats_of([&] {
+    auto j = submit(clip + " --analyzers stats");
+    EXPECT_EQ(wait_job(j), "done");
+    return j;
+  }());
+  const auto job = submit(clip + " --analyzers stats,motion");
+  const std::string victim = running_node(job, 100);
+  ASSERT_FALSE(victim.empty());
+  nodes_[victim].kill(SIGKILL);
+  nodes_[victim].wait();
+  ASSERT_EQ(wait_job(job), "done");
+  expect_same_stats(clean, stats_of(job));
+  const json r = cli_json("results " + std::to_string(job) + " --json");
+  EXPECT_NE(r["videos"][0]["node"], victim);
+  EXPECT_EQ(r["videos"][0]["analyzers"]["motion"]["frames_processed"], 900);
+}
+
+TEST_F(Failover, HungNodeIsDeclaredDeadFencedAndItsLateResultsRefused) {
+  start_cluster({"n1", "n2"});
+  const auto clip = make_clip("clip.mp4", 30, 30, "640x360");
+  const auto clean = stats_of([&] {
+    auto j = submit(clip + " --analyzers stats");
+    EXPECT_EQ(wait_job(j), "done");
+    return j;
+  }());
+  const auto job = submit(clip + " --analyzers stats");
+  const std::string victim = running_node(job, 100);
+  ASSERT_FALSE(victim.empty());
+  nodes_[victim].kill(SIGSTOP);
+  ASSERT_EQ(wait_job(job), "done");  // heartbeats: declared dead after the connection timeout
+  nodes_[victim].kill(SIGCONT);
+  // The woken node learns its assignment was revoked and drops the video.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        auto log = run_command("cat '" + (dir_ / (victim + ".log")).string() + "'").out;
+        return log.find("revoked") != std::string::npos || log.find("cancelled") != std::string::npos;
+      },
+      std::chrono::seconds(20)));
+  expect_same_stats(clean, stats_of(job));
+  const json r = cli_json("results " + std::to_string(job) + " --json");
+  EXPECT_NE(r["videos"][0]["node"], victim);
+}
