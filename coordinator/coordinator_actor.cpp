@@ -356,8 +356,11 @@ coordinator_actor spawn_coordinator(caf::actor_system& sys, std::unique_ptr<job_
             return make_error(errc::invalid_request, "video " + std::to_string(b.video) + " has no analyzer " +
                                                          b.analyzer);
           for (const auto& f : b.frames)
-            if (f.frame < 0)
+            if (f.frame < 0) {
+              spdlog::warn("coordinator: rejected results for video {} from {}: negative frame {}", b.video, b.node,
+                           f.frame);
               return make_error(errc::invalid_request, "negative frame index " + std::to_string(f.frame));
+            }
           batch_ack ack;
           ack.video = b.video;
           ack.analyzer = b.analyzer;

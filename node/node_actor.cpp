@@ -621,6 +621,16 @@ node_full_actor::behavior_type node_behavior(node_ptr self, node_options opt) {
         if (it == st.videos.end() || it->second.task.epoch != b.epoch)
           return make_error(errc::stale_epoch, "video " + std::to_string(b.video) + " epoch " +
                                                    std::to_string(b.epoch) + " is not assigned to this node");
+        // No result can exist for a frame the decoder has not produced yet.
+        const int64_t produced = it->second.ring ? it->second.ring->status().next_frame_index : 0;
+        for (const auto& f : b.frames)
+          if (f.frame < 0 || f.frame >= produced) {
+            spdlog::warn("node {}: rejected {} result for frame {} of video {}: outside the decoded frames [0, {})",
+                         st.opt.name, b.analyzer, f.frame, b.video, produced);
+            return make_error(errc::invalid_request, "frame " + std::to_string(f.frame) + " is outside video " +
+                                                         std::to_string(b.video) + " (decoded so far: " +
+                                                         std::to_string(produced) + ")");
+          }
         if (!st.registered)
           return make_error(errc::unavailable, "coordinator not connected");
         b.node = st.opt.name;

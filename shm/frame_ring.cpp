@@ -315,6 +315,7 @@ ring_status frame_ring::status() const {
   s.height = h->height;
   s.segment_bytes = h->segment_bytes;
   s.produced = h->producer_seq.load();
+  s.next_frame_index = h->next_frame_index.load();
   s.retain_from = h->retain_from.load();
   s.stream = static_cast<stream_state>(h->stream.load());
   if (s.stream == stream_state::failed)

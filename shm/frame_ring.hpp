@@ -66,6 +66,7 @@ struct ring_status {
   uint32_t height = 0;
   uint64_t segment_bytes = 0;
   uint64_t produced = 0;        ///< frames published
+  int64_t next_frame_index = 0; ///< the frame index the producer publishes next
   uint64_t retain_from = 0;
   stream_state stream = stream_state::running;
   std::string error;            ///< set when stream == failed
