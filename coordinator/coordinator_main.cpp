@@ -4,7 +4,6 @@
 //   framehive-coordinator [--port=4242] [--bind=127.0.0.1] [--data-dir=framehive-data]
 //   framehive-coordinator --config-file=configs/coordinator.ini
 
-#include <signal.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -36,14 +35,8 @@ struct coordinator_config : caf::actor_system_config {
 
 int main(int argc, char** argv) {
   coordinator_config cfg;
-  framehive::register_protocol(cfg);
-  cfg.load<caf::io::middleman>();
-  if (auto err = cfg.parse(argc, argv)) {
-    std::fprintf(stderr, "framehive-coordinator: %s\n", cfg.render(err).c_str());
-    return 2;
-  }
-  if (cfg.cli_helptext_printed)
-    return 0;
+  if (int rc = framehive::prepare_daemon(cfg, argc, argv, "framehive-coordinator"); rc >= 0)
+    return rc;
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ coordinator[%P] %v");
   auto store = framehive::job_store::open(cfg.data_dir);
   if (!store) {
@@ -51,11 +44,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  framehive::block_shutdown_signals();
 
   caf::actor_system sys{cfg};
   auto coord = framehive::spawn_coordinator(sys, std::move(*store));
@@ -68,8 +57,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("coordinator listening on {}:{}, job store {}/framehive.db", cfg.bind, *port,
                std::filesystem::absolute(cfg.data_dir).string());
-  int sig = 0;
-  sigwait(&sigs, &sig);
+  const int sig = framehive::wait_for_shutdown_signal();
   spdlog::info("coordinator: signal {}, shutting down", sig);
   sys.middleman().unpublish(caf::actor_cast<caf::actor>(coord), *port);
   framehive::stop_and_exit(sys, caf::actor_cast<caf::actor>(coord), 0);

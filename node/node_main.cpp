@@ -5,7 +5,6 @@
 //   framehive-node --config-file=configs/node.ini
 // Every option is also an INI key (see configs/node.ini); flags win.
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -69,14 +68,8 @@ struct node_config : caf::actor_system_config {
 
 int main(int argc, char** argv) {
   node_config cfg;
-  framehive::register_protocol(cfg);
-  cfg.load<caf::io::middleman>();
-  if (auto err = cfg.parse(argc, argv)) {
-    std::fprintf(stderr, "framehive-node: %s\n", cfg.render(err).c_str());
-    return 2;
-  }
-  if (cfg.cli_helptext_printed)
-    return 0;
+  if (int rc = framehive::prepare_daemon(cfg, argc, argv, "framehive-node"); rc >= 0)
+    return rc;
 
   framehive::node_options o;
   if (!framehive::split_host_port(cfg.coordinator, o.coordinator_host, o.coordinator_port)) {
@@ -111,12 +104,7 @@ int main(int argc, char** argv) {
   for (const auto& n : framehive::shm::remove_stale_segments(framehive::ring_prefix(o)))
     spdlog::info("removed stale ring /dev/shm/{}", n);
 
-  // SIGINT/SIGTERM are taken by sigwait below, not by any thread.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  framehive::block_shutdown_signals();
 
   caf::actor_system sys{cfg};
   auto node = framehive::spawn_node(sys, o);
@@ -130,8 +118,7 @@ int main(int argc, char** argv) {
                o.workers, framehive::shm::format_bytes(o.shm_budget), cfg.coordinator, *port);
   caf::anon_send(node, caf::publish_atom::value, *port);
 
-  int sig = 0;
-  sigwait(&sigs, &sig);
+  const int sig = framehive::wait_for_shutdown_signal();
   spdlog::info("node {}: signal {}, shutting down", o.name, sig);
   sys.middleman().unpublish(caf::actor_cast<caf::actor>(node), *port);
   framehive::stop_and_exit(sys, caf::actor_cast<caf::actor>(node), 0);

@@ -39,6 +39,13 @@ class Failover : public cluster {
     return node;
   }
 
+  /// The clip's per-frame stats from a job with no faults, in this cluster.
+  std::vector<std::pair<double, double>> clean_run(const std::string& clip) {
+    const auto job = submit(clip + " --analyzers stats");
+    EXPECT_EQ(wait_job(job), "done");
+    return stats_of(job);
+  }
+
   void expect_same_stats(const std::vector<std::pair<double, double>>& clean,
                          const std::vector<std::pair<double, double>>& faulty) {
     ASSERT_EQ(clean.size(), faulty.size());
@@ -52,11 +59,7 @@ class Failover : public cluster {
 TEST_F(Failover, KilledCoordinatorComesBackAndTheJobFinishesWithNothingLost) {
   start_cluster({"n1"});
   const auto clip = make_clip("clip.mp4", 30, 30, "640x360");
-  const auto clean = stats_of([&] {
-    auto j = submit(clip + " --analyzers stats");
-    EXPECT_EQ(wait_job(j), "done");
-    return j;
-  }());
+  const auto clean = clean_run(clip);
   ASSERT_EQ(clean.size(), 900u);
   const auto job = submit(clip + " --analyzers stats,motion");
   ASSERT_FALSE(running_node(job, 100).empty());
@@ -74,11 +77,7 @@ TEST_F(Failover, KilledCoordinatorComesBackAndTheJobFinishesWithNothingLost) {
 TEST_F(Failover, KilledNodesVideoFinishesOnAnotherNodeWithIdenticalStats) {
   start_cluster({"n1", "n2"});
   const auto clip = make_clip("clip.mp4", 30, 30, "640x360");
-  const auto clean = stats_of([&] {
-    auto j = submit(clip + " --analyzers stats");
-    EXPECT_EQ(wait_job(j), "done");
-    return j;
-  }());
+  const auto clean = clean_run(clip);
   const auto job = submit(clip + " --analyzers stats,motion");
   const std::string victim = running_node(job, 100);
   ASSERT_FALSE(victim.empty());
@@ -94,11 +93,7 @@ TEST_F(Failover, KilledNodesVideoFinishesOnAnotherNodeWithIdenticalStats) {
 TEST_F(Failover, HungNodeIsDeclaredDeadFencedAndItsLateResultsRefused) {
   start_cluster({"n1", "n2"});
   const auto clip = make_clip("clip.mp4", 30, 30, "640x360");
-  const auto clean = stats_of([&] {
-    auto j = submit(clip + " --analyzers stats");
-    EXPECT_EQ(wait_job(j), "done");
-    return j;
-  }());
+  const auto clean = clean_run(clip);
   const auto job = submit(clip + " --analyzers stats");
   const std::string victim = running_node(job, 100);
   ASSERT_FALSE(victim.empty());
