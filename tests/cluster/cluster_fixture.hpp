@@ -48,6 +48,10 @@ class cluster : public ::testing::Test {
     for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it)
       stop(it->second);
     stop(coordinator_);
+    // Rings of nodes a test killed and never restarted (a restarted node
+    // removes its own stale rings at start).
+    for (const auto& r : rings())
+      std::filesystem::remove(std::filesystem::path("/dev/shm") / r);
     if (HasFailure())
       for (const auto& f : std::filesystem::directory_iterator(dir_))
         if (f.path().extension() == ".log")
