@@ -622,7 +622,7 @@ node_full_actor::behavior_type node_behavior(node_ptr self, node_options opt) {
           return make_error(errc::stale_epoch, "video " + std::to_string(b.video) + " epoch " +
                                                    std::to_string(b.epoch) + " is not assigned to this node");
         // No result can exist for a frame the decoder has not produced yet.
-        const int64_t produced = it->second.ring ? it->second.ring->status().next_frame_index : 0;
+        const int64_t produced = it->second.ring ? it->second.ring->next_frame_index() : 0;
         for (const auto& f : b.frames)
           if (f.frame < 0 || f.frame >= produced) {
             spdlog::warn("node {}: rejected {} result for frame {} of video {}: outside the decoded frames [0, {})",

@@ -345,6 +345,8 @@ ring_status frame_ring::status() const {
   return s;
 }
 
+int64_t frame_ring::next_frame_index() const noexcept { return header()->next_frame_index.load(); }
+
 std::optional<int64_t> frame_ring::frame_index_at(uint64_t seq) const {
   auto* h = header();
   if (seq >= h->producer_seq.load())

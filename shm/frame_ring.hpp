@@ -145,6 +145,10 @@ class frame_ring {
   /// (used to name the frame a consumer died on).
   std::optional<int64_t> frame_index_at(uint64_t seq) const;
 
+  /// The frame index the producer publishes next: no frame at or past it has
+  /// been decoded yet. One atomic load (status() reads /proc; this does not).
+  int64_t next_frame_index() const noexcept;
+
  private:
   explicit frame_ring(segment seg) : seg_(std::move(seg)) {}
   ring_header* header() const noexcept;
