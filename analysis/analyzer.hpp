@@ -47,7 +47,8 @@ struct analyzer_options {
 /// Reads analyzer_options from a JSON object; unknown or missing keys keep defaults.
 analyzer_options parse_analyzer_options(const std::string& json_text);
 
-/// Makes the analyzer `name`, or nullptr if there is none by that name.
+/// Makes an analyzer of `name`'s kind (see analyzer_kind), or nullptr if the
+/// name is not a valid analyzer name.
 std::unique_ptr<analyzer> make_analyzer(const std::string& name, const analyzer_options& options = {});
 
 }  // namespace framehive::analysis

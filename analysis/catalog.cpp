@@ -1,23 +1,34 @@
 #include "analysis/catalog.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 namespace framehive::analysis {
 
 const std::vector<std::string>& analyzer_names() {
-  static const std::vector<std::string> names{"stats", "people", "motion", "thumbnails"};
+  static const std::vector<std::string> names{"stats", "people", "motion", "thumbnails", "touch"};
   return names;
 }
 
+std::string analyzer_kind(const std::string& name) { return name.substr(0, name.find('.')); }
+
 bool is_analyzer(const std::string& name) {
   const auto& n = analyzer_names();
-  return std::find(n.begin(), n.end(), name) != n.end();
+  if (std::find(n.begin(), n.end(), analyzer_kind(name)) == n.end())
+    return false;
+  const auto dot = name.find('.');
+  if (dot == std::string::npos)
+    return true;
+  const auto label = name.substr(dot + 1);
+  return !label.empty() && std::all_of(label.begin(), label.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_';
+  });
 }
 
 int preroll_frames(const std::string& name) {
   // MOG2's model (history 200) is close to a from-the-start model after ~100 frames.
-  return name == "motion" ? 100 : 0;
+  return analyzer_kind(name) == "motion" ? 100 : 0;
 }
 
 namespace {
@@ -50,7 +61,8 @@ std::vector<segment> motion_segments(const std::vector<stored_frame>& frames, do
   return out;
 }
 
-nlohmann::json summarize(const std::string& analyzer, const std::vector<stored_frame>& all) {
+nlohmann::json summarize(const std::string& name, const std::vector<stored_frame>& all) {
+  const std::string analyzer = analyzer_kind(name);
   nlohmann::json s;
   std::vector<stored_frame> frames;
   nlohmann::json quarantined = nlohmann::json::array();
@@ -109,6 +121,11 @@ nlohmann::json summarize(const std::string& analyzer, const std::vector<stored_f
     }
     s["mean_brightness"] = frames.empty() ? 0 : b / static_cast<double>(frames.size());
     s["mean_sharpness"] = frames.empty() ? 0 : sh / static_cast<double>(frames.size());
+  } else if (analyzer == "touch") {
+    uint64_t sum = 0;
+    for (const auto& f : frames)
+      sum += static_cast<uint64_t>(num(f.data, "sum"));
+    s["checksum"] = sum;
   } else if (analyzer == "thumbnails") {
     nlohmann::json paths = nlohmann::json::array();
     for (const auto& f : frames)

@@ -14,9 +14,16 @@
 
 namespace framehive::analysis {
 
-/// Every analyzer the registry can make, in a stable order.
+/// Every analyzer kind the registry can make, in a stable order.
 const std::vector<std::string>& analyzer_names();
 
+/// An analyzer name is a kind, optionally with an instance label after a dot
+/// ("touch.3", "people.left"): one job may run several instances of a kind,
+/// each its own consumer with its own results. The kind is the part before
+/// the first dot.
+std::string analyzer_kind(const std::string& name);
+
+/// True for a known kind with an optional label of letters, digits, '-' or '_'.
 bool is_analyzer(const std::string& name);
 
 /// Frames a stateful analyzer must see before a resume point to warm up (its

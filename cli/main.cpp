@@ -214,7 +214,7 @@ int main(int argc, char** argv) {
   uint32_t stride = 1;
   bool wait = false;
   submit->add_option("videos", inputs, "video files or URLs")->required();
-  submit->add_option("--analyzers,-a", analyzers, "comma-separated analyzers (stats,people,motion,thumbnails)")
+  submit->add_option("--analyzers,-a", analyzers, "comma-separated analyzers: stats, people, motion, thumbnails, touch; KIND.LABEL runs another instance (touch.2)")
       ->required()
       ->delimiter(',');
   submit->add_option("--stride", stride, "analyse every k-th frame")->check(CLI::PositiveNumber);

@@ -97,6 +97,28 @@ TEST_F(Cluster, TwoAnalyzersOnOneVideoDecodeEachFrameOnce) {
   EXPECT_EQ(std::stoi(starts), 1);
 }
 
+TEST_F(Cluster, InstancesOfOneKindAreSeparateConsumersOfTheSameFrames) {
+  start_cluster({"n1"});
+  const auto clip = make_clip("clip.mp4", 3, 20);
+  const auto job = submit(clip + " --analyzers touch.a,touch.b,stats");
+  ASSERT_EQ(wait_job(job), "done");
+  auto r = cli_json("results " + std::to_string(job) + " --json --frames");
+  const auto& v = r["videos"][0];
+  const int64_t total = v["frames_total"];
+  ASSERT_EQ(total, 60);
+  EXPECT_EQ(v["frames_decoded"].get<int64_t>(), total);
+  const auto& a = v["analyzers"]["touch.a"];
+  const auto& b = v["analyzers"]["touch.b"];
+  expect_one_result_per_frame(a, total, "touch.a");
+  expect_one_result_per_frame(b, total, "touch.b");
+  expect_one_result_per_frame(v["analyzers"]["stats"], total, "stats");
+  // Both instances read the same ring slots: identical per-frame sums.
+  for (std::size_t i = 0; i < static_cast<std::size_t>(total); ++i)
+    EXPECT_EQ(a["frames"][i]["sum"], b["frames"][i]["sum"]) << "frame " << i;
+  EXPECT_GT(a["summary"]["checksum"].get<uint64_t>(), 0u);
+  EXPECT_EQ(a["summary"]["checksum"], b["summary"]["checksum"]);
+}
+
 TEST_F(Cluster, CancelStopsTheJobAndRemovesItsRingWhileTheClusterKeepsServing) {
   start_cluster({"n1"});
   const auto job = submit(opencv_data + "/vtest.avi --analyzers people");
@@ -181,6 +203,8 @@ TEST_F(Cluster, CliGivesUsageErrorsAndDocumentedExitCodes) {
   auto unknown = cli("submit " + (dir_ / "c.mp4").string() + " --analyzers stats,colour");
   EXPECT_EQ(unknown.code, 2);
   EXPECT_NE(cli_stderr().find("unknown analyzer 'colour'"), std::string::npos) << cli_stderr();
+  EXPECT_EQ(cli("submit " + (dir_ / "c.mp4").string() + " --analyzers touch.").code, 2) << "empty instance label";
+  EXPECT_EQ(cli("submit " + (dir_ / "c.mp4").string() + " --analyzers colour.1").code, 2) << "unknown kind";
   EXPECT_EQ(cli("results 999999 --json").code, 4);
   EXPECT_NE(cli_stderr().find("no job 999999"), std::string::npos);
   EXPECT_EQ(cli("frobnicate").code, 2);
