@@ -99,6 +99,7 @@ CREATE TABLE IF NOT EXISTS videos(
   state TEXT NOT NULL, node TEXT, epoch INTEGER NOT NULL DEFAULT 0, start_frame INTEGER NOT NULL DEFAULT 0,
   frames_total INTEGER NOT NULL DEFAULT 0, frames_decoded INTEGER NOT NULL DEFAULT 0,
   decode_errors INTEGER NOT NULL DEFAULT 0, error TEXT);
+CREATE INDEX IF NOT EXISTS videos_by_job_state ON videos(job, state);
 CREATE TABLE IF NOT EXISTS assignments(
   video INTEGER NOT NULL, epoch INTEGER NOT NULL, node TEXT NOT NULL, start_frame INTEGER NOT NULL,
   created REAL, PRIMARY KEY(video, epoch));
@@ -261,14 +262,16 @@ std::string job_store::refresh_job_state(uint64_t job) {
   std::string current = job_state(job);
   if (current == "cancelled" || current.empty())
     return current;
-  auto vids = videos_of(job);
-  bool any_running = false, any_failed = false, all_finished = true;
-  for (const auto& v : vids) {
-    any_running |= v.state == "running";
-    any_failed |= v.state == "failed";
-    all_finished &= v.state == "done" || v.state == "failed" || v.state == "cancelled";
-  }
-  std::string state = all_finished ? (any_failed ? "failed" : "done") : (any_running ? "running" : current);
+  // Called on every video report: three index lookups, not a pass over the
+  // job's videos (a job of 10,000 videos would make that quadratic).
+  auto any = [this, job](const char* states) {
+    const std::string sql = std::string("SELECT 1 FROM videos WHERE job=? AND state IN (") + states + ") LIMIT 1";
+    stmt q(db_, sql.c_str());
+    q.bind(1, job);
+    return q.step();
+  };
+  const bool all_finished = !any("'queued', 'running'");
+  std::string state = all_finished ? (any("'failed'") ? "failed" : "done") : (any("'running'") ? "running" : current);
   if (state != current) {
     stmt u(db_, "UPDATE jobs SET state=?, finished=? WHERE id=?");
     u.bind(1, state).bind(2, all_finished ? now_s() : 0.0).bind(3, job).run();
