@@ -26,9 +26,9 @@ std::string fmt(double v) {
 }
 
 void draw_panel(cv::Mat& img, cv::Rect area, const panel& p) {
-  const int left = area.x + 70, right = area.x + area.width - 20, top = area.y + 50,
+  const int left = area.x + 70, right = area.x + area.width - 20, top = area.y + 64,
             bottom = area.y + area.height - 140;
-  text(img, p.title, {area.x + 20, area.y + 30}, 0.6, 2);
+  text(img, p.title, {area.x + 20, area.y + 26}, 0.6, 2);
   int max_n = 1;
   double max_v = 1;
   for (const auto& s : p.lines)

@@ -74,9 +74,9 @@ void requeue(coord_ptr self, const video_row& v, const std::string& why) {
 node_entry* pick_node(coord_ptr self, uint64_t video) {
   node_entry* best = nullptr;
   double best_load = 0;
-  const auto& avoid = self->state.avoid[video];
+  auto avoid = self->state.avoid.find(video);
   for (auto& [name, n] : self->state.nodes) {
-    if (avoid.count(name))
+    if (avoid != self->state.avoid.end() && avoid->second.count(name))
       continue;
     const uint32_t cores = std::max<uint32_t>(1, n.info.cores);
     if (n.running.size() >= cores || n.full)
@@ -100,6 +100,13 @@ void schedule(coord_ptr self) {
     if (!n) {
       waiting.push_back(id);
       st.queue.pop_front();
+      // No node has room for a video that avoids none: none has room at all.
+      // The rest waits as it is (a full fleet must not cost a pass over the
+      // queue times the nodes on every report).
+      if (st.avoid.find(id) == st.avoid.end()) {
+        waiting.insert(waiting.end(), st.queue.begin(), st.queue.end());
+        st.queue.clear();
+      }
       continue;
     }
     st.queue.pop_front();

@@ -189,11 +189,19 @@ TEST_F(Cluster, KilledWorkerIsRestartedAndTheJobStillGetsEveryFrameOnce) {
   EXPECT_EQ(v["frames_total"].get<int64_t>(), expected);
   expect_one_result_per_frame(v["analyzers"]["stats"], expected, "stats");
   expect_one_result_per_frame(v["analyzers"]["motion"], expected, "motion");
-  auto t = cli_json("tree --json");
+  // The tree is the node's last status push (every 0.5 s): under load the job
+  // may be done before a push has shown the restart.
   uint32_t restarts = 0;
-  for (const auto& e : t["entries"])
-    if (e["kind"] == "worker")
-      restarts += e["restarts"].get<uint32_t>();
+  wait_until(
+      [&] {
+        auto t = cli_json("tree --json");
+        restarts = 0;
+        for (const auto& e : t["entries"])
+          if (e["kind"] == "worker")
+            restarts += e["restarts"].get<uint32_t>();
+        return restarts >= 1;
+      },
+      std::chrono::seconds(10));
   EXPECT_GE(restarts, 1u);
 }
 
