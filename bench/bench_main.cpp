@@ -886,7 +886,8 @@ int main(int argc, char** argv) {
      << "**Machine:** " << machine << ".\n\n"
      << "Every figure below comes from this one run; ratios compare designs measured in it. "
      << "CPU is user+system seconds of every process of the design (children included). Peak RSS is the "
-     << "highest sum over the design's processes, sampled every 50 ms; it counts a shared page once per process "
+     << "highest sum over the design's processes, sampled every 50 ms (PSS once a second: reading it walks the "
+     << "page tables, and more often the meter would take CPU from what it measures); RSS counts a shared page once per process "
      << "that maps it, so for framehive the ring counts once per consumer. Peak PSS shares such pages out and is "
      << "the memory the design really occupies.\n\n";
   md << "## Key figures\n\n| key | value | target | |\n|---|---:|---|---|\n";

@@ -85,7 +85,8 @@ std::vector<proc_stat> all_processes() {
 
 }  // namespace
 
-proc_meter::proc_meter(std::chrono::milliseconds every) : every_(every) {}
+proc_meter::proc_meter(std::chrono::milliseconds every)
+    : every_(every), pss_every_(std::max<long>(1, 1000 / std::max<long>(1, every.count()))) {}
 
 proc_meter::~proc_meter() {
   if (running_)
@@ -140,6 +141,10 @@ void proc_meter::sample_locked() {
       todo.push_back(it->second->pid);
   }
   const double page_kb = static_cast<double>(sysconf(_SC_PAGESIZE)) / 1024.0;
+  // PSS walks the page tables (about 15 ms for a worker mapping a 1080p ring):
+  // read it once a second, not on every sample, or the meter itself takes a
+  // good part of a core from the processes it measures.
+  const bool with_pss = ++samples_ % pss_every_ == 1 || pss_every_ == 1;
   double rss_kb = 0, pss_kb = 0;
   for (pid_t p : group) {
     const auto* s = by_pid[p];
@@ -147,11 +152,13 @@ void proc_meter::sample_locked() {
     (void)fresh;
     it->second.last_ticks = std::max(it->second.last_ticks, s->ticks);
     rss_kb += static_cast<double>(s->rss_pages) * page_kb;
-    pss_kb += static_cast<double>(read_pss_kb(p));
+    if (with_pss)
+      pss_kb += static_cast<double>(read_pss_kb(p));
   }
   if (started_) {
     peak_rss_kb_ = std::max(peak_rss_kb_, rss_kb);
-    peak_pss_kb_ = std::max(peak_pss_kb_, pss_kb);
+    if (with_pss)
+      peak_pss_kb_ = std::max(peak_pss_kb_, pss_kb);
   }
 }
 

@@ -2,7 +2,8 @@
 
 // Measures a group of processes and all their descendants from outside, the
 // same way for every design: CPU seconds (utime + stime), and the peak over
-// time of the group's summed RSS and PSS. RSS counts a shared page once per
+// time of the group's summed RSS (every sample) and PSS (once a second: it
+// is expensive to read). RSS counts a shared page once per
 // process that maps it (a ring read by 8 consumers counts 9 times); PSS divides
 // it among them, so PSS is the memory the group really occupies.
 
@@ -55,6 +56,8 @@ class proc_meter {
   std::vector<pid_t> roots_;
   std::map<pid_t, proc_cpu> cpu_;
   bool started_ = false;
+  long samples_ = 0;
+  long pss_every_ = 1;  ///< PSS on every k-th sample (about once a second)
   double peak_rss_kb_ = 0;
   double peak_pss_kb_ = 0;
   std::atomic<bool> running_{false};
