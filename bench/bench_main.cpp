@@ -13,10 +13,7 @@
 // Writes DIR/RESULTS.md, DIR/fanout.png, DIR/results.json and prints key=value
 // lines last. Roles the driver starts of itself: see roles.hpp.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -190,18 +187,6 @@ caf::actor_system& client_system() {
   return *sys;
 }
 
-uint16_t free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 struct job_outcome {
   bool ok = false;
   std::string state;
@@ -217,7 +202,7 @@ class local_cluster {
     dir_ = o.work / tag;
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    port_ = free_port();
+    port_ = free_loopback_port();
     coordinator_ = spawn_or_die({(o.bin / "framehive-coordinator").string(), "--port=" + std::to_string(port_),
                                  "--bind=127.0.0.1", "--data-dir=" + (dir_ / "data").string()},
                                 dir_ / "coordinator.log");
@@ -500,20 +485,13 @@ latency_figures run_latency(const options& o, const clip& c, int n, bool paced) 
       die("decode failed during the latency run");
   } else {
     // Frames are published at the video's own rate, as a live source delivers them.
-    const long period_ns = 1'000'000'000L / c.fps;
-    timespec next{};
-    clock_gettime(CLOCK_MONOTONIC, &next);
+    pacer pace(c.fps);
     media::decoded_frame f;
     while (true) {
       auto s = d.next(f);
       if (!s || *s == media::decoder::step::end)
         break;
-      next.tv_nsec += period_ns;
-      while (next.tv_nsec >= 1'000'000'000L) {
-        next.tv_nsec -= 1'000'000'000L;
-        ++next.tv_sec;
-      }
-      clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr);
+      pace.wait();
       shm::ring_producer::slot slot;
       if (producer->acquire(slot, std::chrono::seconds(30)) != shm::ring_producer::acquire_status::ready)
         die("no free slot in 30 s during the latency run");

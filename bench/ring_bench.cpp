@@ -221,18 +221,10 @@ synthetic_result synthetic(int n, uint32_t slots, long frames, double paced_fps,
   auto producer = shm::ring_producer::open(name);
   std::vector<uint8_t> source(static_cast<std::size_t>(producer->stride()) * h, 0x5a);
   const uint64_t t0 = monotonic_ns();
-  timespec next{};
-  clock_gettime(CLOCK_MONOTONIC, &next);
-  const long period_ns = paced_fps > 0 ? static_cast<long>(1e9 / paced_fps) : 0;
+  pacer pace(paced_fps);
   for (long i = 0; i < frames; ++i) {
-    if (period_ns) {
-      next.tv_nsec += period_ns;
-      while (next.tv_nsec >= 1'000'000'000) {
-        next.tv_nsec -= 1'000'000'000;
-        ++next.tv_sec;
-      }
-      clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr);
-    }
+    if (paced_fps > 0)
+      pace.wait();
     shm::ring_producer::slot s;
     if (producer->acquire(s, std::chrono::seconds(30)) != shm::ring_producer::acquire_status::ready)
       break;

@@ -64,4 +64,8 @@ class child_process {
 /// The absolute path of the running executable (/proc/self/exe).
 std::string self_executable();
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's choice):
+/// for starting a coordinator or a test peer on loopback.
+uint16_t free_loopback_port();
+
 }  // namespace framehive
