@@ -148,9 +148,8 @@ void proc_meter::sample_locked() {
   double rss_kb = 0, pss_kb = 0;
   for (pid_t p : group) {
     const auto* s = by_pid[p];
-    auto [it, fresh] = cpu_.try_emplace(p);
-    (void)fresh;
-    it->second.last_ticks = std::max(it->second.last_ticks, s->ticks);
+    auto& c = cpu_[p];
+    c.last_ticks = std::max(c.last_ticks, s->ticks);
     rss_kb += static_cast<double>(s->rss_pages) * page_kb;
     if (with_pss)
       pss_kb += static_cast<double>(read_pss_kb(p));

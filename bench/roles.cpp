@@ -22,11 +22,7 @@
 
 namespace framehive::bench {
 
-namespace {
-
-using nlohmann::json;
-
-void write_json(const std::string& path, const json& j) {
+void write_json(const std::string& path, const nlohmann::json& j) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp);
@@ -34,6 +30,10 @@ void write_json(const std::string& path, const json& j) {
   }
   std::filesystem::rename(tmp, path);
 }
+
+namespace {
+
+using nlohmann::json;
 
 /// The per-frame work of a consumer: none, or one of our analyzers (touch, stats).
 class work {

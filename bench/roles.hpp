@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "actors/messages.hpp"
 #include "caf/all.hpp"
 
@@ -45,6 +47,10 @@ typename Inspector::result_type inspect(Inspector& f, bgr_frame& x) {
 
 using eos_atom = caf::atom_constant<caf::atom("eos")>;
 using frame_ack_atom = caf::atom_constant<caf::atom("frameack")>;
+
+/// Replaces `path` with `j` atomically (write, then rename): the driver polls
+/// these files while the roles rewrite them.
+void write_json(const std::string& path, const nlohmann::json& j);
 
 /// Runs the role named by argv[1]; returns -1 if argv[1] names no role.
 int run_role(int argc, char** argv);

@@ -12,8 +12,6 @@
 
 #include <atomic>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <thread>
 
@@ -171,14 +169,12 @@ int run_sim_nodes(int argc, char** argv) {
     sys.spawn(sim_node, std::string(name), cores, work, *coord, &c);
   }
   while (true) {
-    nlohmann::json j{{"registered", c.registered.load()},         {"assigned", c.assigned.load()},
-                     {"done", c.done.load()},                     {"errors", c.errors.load()},
-                     {"last_assigned_ns", c.last_assigned_ns.load()}, {"last_done_ns", c.last_done_ns.load()}};
-    {
-      std::ofstream f(out + ".tmp");
-      f << j.dump() << '\n';
-    }
-    std::filesystem::rename(out + ".tmp", out);
+    write_json(out, {{"registered", c.registered.load()},
+                     {"assigned", c.assigned.load()},
+                     {"done", c.done.load()},
+                     {"errors", c.errors.load()},
+                     {"last_assigned_ns", c.last_assigned_ns.load()},
+                     {"last_done_ns", c.last_done_ns.load()}});
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
