@@ -50,3 +50,45 @@ std::string describe(const caf::error& e) {
 }
 
 }  // namespace framehive
+
+namespace framehive {
+
+namespace {
+
+// One name table per enum, indexed by value; names double as the job store's
+// text values, so they never change once released.
+constexpr std::string_view job_names[] = {"queued", "running", "done", "failed", "cancelled"};
+constexpr std::string_view video_names[] = {"queued", "running", "done", "failed", "cancelled"};
+constexpr std::string_view outcome_names[] = {"done", "failed", "retry_later", "escalated"};
+constexpr std::string_view kind_names[] = {"coordinator", "node", "worker", "video", "decoder", "consumer"};
+constexpr std::string_view actor_state_names[] = {"running",  "connecting", "connected", "starting",
+                                                  "ready",    "restarting", "probing",   "pending",
+                                                  "waiting",  "lost",       "done",      "failed"};
+
+template <class E, std::size_t N>
+std::string name_of(E x, const std::string_view (&names)[N]) {
+  const auto i = static_cast<std::size_t>(x);
+  return i < N ? std::string(names[i]) : "unknown";
+}
+
+template <class E, std::size_t N>
+bool parse(std::string_view text, E& out, const std::string_view (&names)[N]) {
+  for (std::size_t i = 0; i < N; ++i)
+    if (names[i] == text) {
+      out = static_cast<E>(i);
+      return true;
+    }
+  return false;
+}
+
+}  // namespace
+
+std::string to_string(job_state x) { return name_of(x, job_names); }
+std::string to_string(video_state x) { return name_of(x, video_names); }
+std::string to_string(video_outcome x) { return name_of(x, outcome_names); }
+std::string to_string(actor_kind x) { return name_of(x, kind_names); }
+std::string to_string(actor_state x) { return name_of(x, actor_state_names); }
+bool from_string(std::string_view text, job_state& out) noexcept { return parse(text, out, job_names); }
+bool from_string(std::string_view text, video_state& out) noexcept { return parse(text, out, video_names); }
+
+}  // namespace framehive

@@ -14,8 +14,10 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "analysis/types.hpp"
 #include "caf/all.hpp"
 
 namespace framehive {
@@ -53,6 +55,54 @@ inline caf::error make_error(errc code, std::string message) {
 
 /// The message of an error made with make_error (or CAF's own rendering).
 std::string describe(const caf::error& e);
+
+// -- states ---------------------------------------------------------------------------
+// Every state and role is an enum with one to_string (for logs, tables and
+// JSON) and one from_string (for the job store's text columns). A value out
+// of range (a forged or corrupt message) renders as "unknown".
+
+enum class job_state : uint8_t { queued, running, done, failed, cancelled };
+enum class video_state : uint8_t { queued, running, done, failed, cancelled };
+
+/// What a node's final word on a video means.
+enum class video_outcome : uint8_t {
+  done,         ///< every analyzer finished
+  failed,       ///< the video cannot be analysed (its reason says why)
+  retry_later,  ///< not failed: the node has no room now; queue it again
+  escalated,    ///< failed on this node (restart limit): another node may try
+};
+
+/// Kinds of rows in the live tree.
+enum class actor_kind : uint8_t { coordinator, node, worker, video, decoder, consumer };
+
+/// States of rows in the live tree and of decoder/consumer progress.
+enum class actor_state : uint8_t {
+  running,     ///< working (coordinator, video, decoder, consumer)
+  connecting,  ///< node: not registered with the coordinator (yet)
+  connected,   ///< node: registered
+  starting,    ///< worker process or actor started, not ready yet
+  ready,       ///< worker: connected to its node, takes work
+  restarting,  ///< worker: dead, restarts after its backoff
+  probing,     ///< video: a worker is probing the input
+  pending,     ///< decoder/consumer: waits for a worker
+  waiting,     ///< consumer: its results wait for the coordinator
+  lost,        ///< decoder/consumer: its worker died; placed again
+  done,
+  failed,
+};
+
+std::string to_string(job_state x);
+std::string to_string(video_state x);
+std::string to_string(video_outcome x);
+std::string to_string(actor_kind x);
+std::string to_string(actor_state x);
+bool from_string(std::string_view text, job_state& out) noexcept;
+bool from_string(std::string_view text, video_state& out) noexcept;
+
+/// True for states a job or video does not leave.
+constexpr bool is_final(video_state s) noexcept {
+  return s == video_state::done || s == video_state::failed || s == video_state::cancelled;
+}
 
 // -- jobs ---------------------------------------------------------------------------
 
@@ -105,13 +155,14 @@ struct video_task {
   std::string input;
   std::vector<std::string> analyzers;
   uint32_t stride = 1;
-  int64_t start_frame = 0;
+  int64_t start_frame = 0;  ///< first frame whose results are stored
+  int64_t decode_from = 0;  ///< first frame to decode: start_frame minus the analyzers' largest pre-roll
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, video_task& x) {
   return f(caf::meta::type_name("video_task"), x.job, x.video, x.epoch, x.input, x.analyzers, x.stride,
-           x.start_frame);
+           x.start_frame, x.decode_from);
 }
 
 /// What probing a video tells the node (from a worker: the node never runs FFmpeg).
@@ -129,24 +180,22 @@ typename Inspector::result_type inspect(Inspector& f, video_meta& x) {
   return f(caf::meta::type_name("video_meta"), x.width, x.height, x.fps, x.duration_s, x.frames, x.codec);
 }
 
-/// The node's final word on a video (done or failed).
+/// The node's final word on a video.
 struct video_report {
   uint64_t video = 0;
   uint64_t epoch = 0;
   std::string node;
-  bool ok = false;
-  std::string error;
+  video_outcome outcome = video_outcome::failed;
+  std::string error;           ///< the reason, unless done
   int64_t frames_total = 0;    ///< frames in the video (decoder's last index + 1)
   int64_t frames_decoded = 0;  ///< frames the decoder decoded (once per node)
   int64_t decode_errors = 0;
-  bool retry = false;      ///< not failed: the node has no room now; queue it again
-  bool escalated = false;  ///< failed on this node (restart limit): another node may try
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, video_report& x) {
-  return f(caf::meta::type_name("video_report"), x.video, x.epoch, x.node, x.ok, x.error, x.frames_total,
-           x.frames_decoded, x.decode_errors, x.retry, x.escalated);
+  return f(caf::meta::type_name("video_report"), x.video, x.epoch, x.node, x.outcome, x.error, x.frames_total,
+           x.frames_decoded, x.decode_errors);
 }
 
 // -- results ------------------------------------------------------------------------------
@@ -197,9 +246,9 @@ typename Inspector::result_type inspect(Inspector& f, batch_ack& x) {
 struct tree_entry {
   std::string id;
   std::string parent;
-  std::string kind;   ///< coordinator | node | worker | video | decoder | consumer
-  std::string name;
-  std::string state;
+  actor_kind kind = actor_kind::node;
+  std::string name;  ///< bytes: a video's name is its input's file name
+  actor_state state = actor_state::running;
   double fps = 0;
   int64_t position = 0;
   int64_t total = 0;
@@ -229,6 +278,176 @@ typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("node_status"), x.node, x.entries);
 }
 
+
+// -- query replies (status, results, tree, nodes) ------------------------------------------
+// Typed like every other message; only cli/ turns them into JSON or tables.
+// Inputs and names are bytes (a Linux path need not be UTF-8); renderers
+// replace invalid sequences, nothing else has to care.
+
+/// One video of `framehive status`.
+struct video_status {
+  uint64_t video = 0;
+  std::string input;
+  video_state state = video_state::queued;
+  std::string node;   ///< empty unless assigned
+  std::string error;  ///< empty unless failed
+  int64_t frames_total = 0;
+  int64_t position = 0;  ///< slowest analyzer's next frame (live while running)
+  int64_t total = 0;     ///< frames expected (probed while running)
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, video_status& x) {
+  return f(caf::meta::type_name("video_status"), x.video, x.input, x.state, x.node, x.error, x.frames_total,
+           x.position, x.total);
+}
+
+struct job_status {
+  uint64_t job = 0;
+  job_state state = job_state::queued;
+  std::vector<video_status> videos;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_status& x) {
+  return f(caf::meta::type_name("job_status"), x.job, x.state, x.videos);
+}
+
+/// `framehive status` without a job: every job.
+struct cluster_status {
+  std::vector<job_status> jobs;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_status& x) {
+  return f(caf::meta::type_name("cluster_status"), x.jobs);
+}
+
+// inspect() of the plain analysis types lives in their namespace, where ADL finds it.
+namespace analysis {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analysis::named_number& x) {
+  return f(caf::meta::type_name("named_number"), x.name, x.value);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analysis::named_text& x) {
+  return f(caf::meta::type_name("named_text"), x.name, x.value);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analysis::box& x) {
+  return f(caf::meta::type_name("box"), x.x, x.y, x.width, x.height);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analysis::frame_record& x) {
+  return f(caf::meta::type_name("frame_record"), x.frame, x.pts, x.t, x.ms, x.quarantined, x.reason, x.numbers,
+           x.texts, x.boxes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analysis::segment& x) {
+  return f(caf::meta::type_name("segment"), x.start_frame, x.end_frame, x.start_s, x.end_s);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analysis::quarantined_frame& x) {
+  return f(caf::meta::type_name("quarantined_frame"), x.frame, x.reason);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analysis::analyzer_summary& x) {
+  return f(caf::meta::type_name("analyzer_summary"), x.frames_processed, x.mean_ms, x.p95_ms, x.quarantined,
+           x.numbers, x.segments, x.paths);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analysis::analyzer_settings& x) {
+  return f(caf::meta::type_name("analyzer_settings"), x.people_max_width, x.motion_width, x.thumbnail_every_s,
+           x.faults);
+}
+
+}  // namespace analysis
+
+/// One analyzer of one video in `framehive results`.
+struct analyzer_results {
+  std::string analyzer;
+  analysis::analyzer_summary summary;
+  std::vector<std::string> result_nodes;     ///< nodes that produced these results
+  std::vector<analysis::frame_record> frames;  ///< only when asked for (--frames)
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analyzer_results& x) {
+  return f(caf::meta::type_name("analyzer_results"), x.analyzer, x.summary, x.result_nodes, x.frames);
+}
+
+struct video_results {
+  uint64_t video = 0;
+  std::string input;
+  video_state state = video_state::queued;
+  std::string node;
+  std::string error;
+  int64_t frames_total = 0;
+  int64_t frames_decoded = 0;
+  int64_t decode_errors = 0;
+  std::vector<analyzer_results> analyzers;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, video_results& x) {
+  return f(caf::meta::type_name("video_results"), x.video, x.input, x.state, x.node, x.error, x.frames_total,
+           x.frames_decoded, x.decode_errors, x.analyzers);
+}
+
+struct job_results {
+  uint64_t job = 0;
+  job_state state = job_state::queued;
+  std::vector<video_results> videos;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_results& x) {
+  return f(caf::meta::type_name("job_results"), x.job, x.state, x.videos);
+}
+
+/// `framehive tree`: the coordinator's row and every node's rows.
+struct cluster_tree {
+  std::vector<tree_entry> entries;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_tree& x) {
+  return f(caf::meta::type_name("cluster_tree"), x.entries);
+}
+
+/// One row of `framehive nodes`.
+struct node_row {
+  std::string name;
+  std::string host;
+  uint32_t cores = 0;
+  uint64_t shm_budget = 0;
+  std::string version;
+  uint32_t pid = 0;
+  uint64_t running = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_row& x) {
+  return f(caf::meta::type_name("node_row"), x.name, x.host, x.cores, x.shm_budget, x.version, x.pid, x.running);
+}
+
+struct cluster_nodes {
+  std::vector<node_row> nodes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_nodes& x) {
+  return f(caf::meta::type_name("cluster_nodes"), x.nodes);
+}
+
 // -- node <-> worker ----------------------------------------------------------------------------
 
 struct worker_hello {
@@ -248,11 +467,12 @@ struct decoder_task {
   std::string ring;
   int64_t start_frame = 0;
   uint32_t max_width = 0;
+  double pace_fps = 0;  ///< test-only: publish at most this many frames per second (0: as fast as it decodes)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, decoder_task& x) {
-  return f(caf::meta::type_name("decoder_task"), x.video, x.epoch, x.input, x.ring, x.start_frame, x.max_width);
+  return f(caf::meta::type_name("decoder_task"), x.video, x.epoch, x.input, x.ring, x.start_frame, x.max_width, x.pace_fps);
 }
 
 struct consumer_task {
@@ -265,7 +485,7 @@ struct consumer_task {
   std::string output_dir;
   double fps = 0;
   uint32_t batch_frames = 8;
-  std::string params;  ///< analyzer settings, a JSON object (see analysis::analyzer_options)
+  analysis::analyzer_settings settings;
   int64_t emit_from = 0;  ///< earlier frames only warm up stateful analyzers (pre-roll)
   std::vector<int64_t> quarantine;             ///< poison frames: stored as failed, not analysed
   std::vector<std::string> quarantine_reasons;  ///< one per quarantined frame
@@ -274,17 +494,18 @@ struct consumer_task {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, consumer_task& x) {
   return f(caf::meta::type_name("consumer_task"), x.video, x.epoch, x.ring, x.consumer_id, x.analyzer, x.stride,
-           x.output_dir, x.fps, x.batch_frames, x.params, x.emit_from, x.quarantine,
+           x.output_dir, x.fps, x.batch_frames, x.settings, x.emit_from, x.quarantine,
            x.quarantine_reasons);
 }
 
 /// Progress of a decoder or consumer actor, sent to the node every half second
-/// and once at the end (state "done" or "failed").
+/// and once at the end (state done or failed).
 struct actor_progress {
   uint64_t video = 0;
   uint64_t epoch = 0;
-  std::string role;      ///< "decoder" or the analyzer's name
-  std::string state;     ///< starting | running | done | failed
+  actor_kind kind = actor_kind::decoder;  ///< decoder or consumer
+  std::string analyzer;                   ///< the consumer's analyzer; empty for the decoder
+  actor_state state = actor_state::running;
   int64_t position = 0;  ///< next frame index
   int64_t frames = 0;    ///< frames handled by this actor instance
   double fps = 0;
@@ -296,7 +517,7 @@ struct actor_progress {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, actor_progress& x) {
-  return f(caf::meta::type_name("actor_progress"), x.video, x.epoch, x.role, x.state, x.position, x.frames, x.fps,
+  return f(caf::meta::type_name("actor_progress"), x.video, x.epoch, x.kind, x.analyzer, x.state, x.position, x.frames, x.fps,
            x.pid, x.error, x.decode_errors, x.redelivered);
 }
 
@@ -320,14 +541,15 @@ using node_actor = caf::typed_actor<
     caf::replies_to<video_task>::with<caf::ok_atom>,
     caf::reacts_to<cancel_atom, uint64_t>>;
 
-/// The coordinator as nodes and the CLI see it. Queries answer JSON text.
+/// The coordinator as nodes and the CLI see it.
 using coordinator_actor = caf::typed_actor<
     caf::replies_to<job_spec>::with<uint64_t>,
-    caf::replies_to<status_atom, uint64_t>::with<std::string>,
-    caf::replies_to<results_atom, uint64_t, bool>::with<std::string>,
-    caf::replies_to<tree_atom>::with<std::string>,
-    caf::replies_to<nodes_atom>::with<std::string>,
-    caf::replies_to<cancel_atom, uint64_t>::with<std::string>,
+    caf::replies_to<status_atom>::with<cluster_status>,
+    caf::replies_to<status_atom, uint64_t>::with<job_status>,
+    caf::replies_to<results_atom, uint64_t, bool>::with<job_results>,
+    caf::replies_to<tree_atom>::with<cluster_tree>,
+    caf::replies_to<nodes_atom>::with<cluster_nodes>,
+    caf::replies_to<cancel_atom, uint64_t>::with<job_status>,
     caf::replies_to<node_info, node_actor>::with<node_welcome>,
     caf::replies_to<result_batch>::with<batch_ack>,
     caf::replies_to<video_report>::with<caf::ok_atom>,
@@ -368,6 +590,15 @@ CAF_BEGIN_TYPE_ID_BLOCK(framehive, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(framehive, (framehive::decoder_task))
   CAF_ADD_TYPE_ID(framehive, (framehive::consumer_task))
   CAF_ADD_TYPE_ID(framehive, (framehive::actor_progress))
+  CAF_ADD_TYPE_ID(framehive, (framehive::video_status))
+  CAF_ADD_TYPE_ID(framehive, (framehive::job_status))
+  CAF_ADD_TYPE_ID(framehive, (framehive::cluster_status))
+  CAF_ADD_TYPE_ID(framehive, (framehive::analyzer_results))
+  CAF_ADD_TYPE_ID(framehive, (framehive::video_results))
+  CAF_ADD_TYPE_ID(framehive, (framehive::job_results))
+  CAF_ADD_TYPE_ID(framehive, (framehive::cluster_tree))
+  CAF_ADD_TYPE_ID(framehive, (framehive::node_row))
+  CAF_ADD_TYPE_ID(framehive, (framehive::cluster_nodes))
   CAF_ADD_TYPE_ID(framehive, (framehive::worker_actor))
   CAF_ADD_TYPE_ID(framehive, (framehive::node_port_actor))
   CAF_ADD_TYPE_ID(framehive, (framehive::node_actor))
