@@ -1,21 +1,43 @@
 #pragma once
 
-// What the coordinator needs to know about analyzers without linking OpenCV:
-// their names, and how a summary follows from stored per-frame results.
-// Summaries are computed from the stored results (not by the analyzer
-// instance), so restarts and redeliveries cannot skew them.
+// What the cluster needs to know about analyzers without linking OpenCV: one
+// table with an entry per analyzer kind (name, what it does, pre-roll, how a
+// summary follows from stored per-frame results), and the conversion of a
+// stored per-frame result into the typed record users read. Summaries are
+// computed from the stored results (not by the analyzer instance), so
+// restarts and redeliveries cannot skew them.
+//
+// Adding an analyzer: one entry in the table (catalog.cpp) plus its code and
+// its factory line (analyzers.cpp).
 
 #include <cstdint>
 #include <string>
-#include <utility>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "analysis/types.hpp"
+
 namespace framehive::analysis {
 
-/// Every analyzer kind the registry can make, in a stable order.
-const std::vector<std::string>& analyzer_names();
+/// One stored per-frame result (the JSON object the analyzer returned, plus "ms" and "t").
+struct stored_frame {
+  int64_t frame = 0;
+  nlohmann::json data;
+};
+
+/// One analyzer kind.
+struct analyzer_entry {
+  std::string_view kind;         ///< "people", "motion", ...
+  std::string_view description;  ///< one line for --help and errors
+  int preroll_frames = 0;        ///< frames a resumed run warms up on before its first stored frame
+  /// Fills the kind's own fields of a summary (frames are the analysed ones, in frame order).
+  void (*summarize)(const std::vector<stored_frame>& frames, analyzer_summary& out) = nullptr;
+};
+
+/// Every analyzer kind, in a stable order.
+const std::vector<analyzer_entry>& analyzer_table();
 
 /// An analyzer name is a kind, optionally with an instance label after a dot
 /// ("touch.3", "people.left"): one job may run several instances of a kind,
@@ -23,35 +45,41 @@ const std::vector<std::string>& analyzer_names();
 /// the first dot.
 std::string analyzer_kind(const std::string& name);
 
-/// True for a known kind with an optional label of letters, digits, '-' or '_'.
+/// The table entry of `name`'s kind, or nullptr if `name` is not a valid
+/// analyzer name (unknown kind, or a label other than letters, digits, '-', '_').
+const analyzer_entry* find_analyzer(const std::string& name);
+
+/// True if find_analyzer(name) finds an entry.
 bool is_analyzer(const std::string& name);
 
+/// The kinds, in table order ("stats, people, ...") for error messages.
+std::string analyzer_list();
+
 /// Frames a stateful analyzer must see before a resume point to warm up (its
-/// results for them are not stored). 0 for stateless analyzers. The decoder of
-/// a video resumed at frame S starts at S minus the largest pre-roll.
+/// results for them are not stored). 0 for stateless or unknown analyzers.
 int preroll_frames(const std::string& name);
 
-/// One stored per-frame result.
-struct stored_frame {
-  int64_t frame = 0;
-  nlohmann::json data;
-};
+/// Where the decoder of a video resumed at `start_frame` starts: early enough
+/// for the largest pre-roll among `analyzers`.
+int64_t decode_start(int64_t start_frame, const std::vector<std::string>& analyzers);
 
-/// Summary of one (video, analyzer): frames_processed (analysed successfully),
-/// quarantined ([{frame, reason}]: poison frames, not analysed), mean_ms, p95_ms, and the
-/// analyzer's own fields. `frames` are in frame order.
-nlohmann::json summarize(const std::string& analyzer, const std::vector<stored_frame>& frames);
+/// Summary of one (video, analyzer): frames_processed, quarantined frames,
+/// mean_ms, p95_ms, and the kind's own fields. `frames` are in frame order.
+analyzer_summary summarize(const std::string& analyzer, const std::vector<stored_frame>& frames);
+
+/// A stored per-frame result (JSON object text as the consumer sent it) as a
+/// typed record. Text that is not a JSON object gives a record with only
+/// frame and pts; it never throws.
+frame_record to_record(int64_t frame, int64_t pts, const std::string& data);
+
+/// A summary as text for the job store, and back (false if `text` is not one).
+std::string summary_to_text(const analyzer_summary& s);
+bool summary_from_text(const std::string& text, analyzer_summary& out);
 
 /// Motion segments: runs of frames whose foreground ratio is at least
 /// `threshold`, gaps up to `max_gap_s` merged, runs shorter than `min_len_s`
 /// dropped.
-struct segment {
-  int64_t start_frame = 0;
-  int64_t end_frame = 0;
-  double start_s = 0;
-  double end_s = 0;
-};
-std::vector<segment> motion_segments(const std::vector<stored_frame>& frames, double threshold = 0.01,
-                                     double max_gap_s = 0.5, double min_len_s = 0.3);
+std::vector<segment> motion_segments(const std::vector<stored_frame>& frames, double threshold = motion_active_ratio,
+                                     double max_gap_s = motion_merge_gap_s, double min_len_s = motion_min_length_s);
 
 }  // namespace framehive::analysis
