@@ -9,7 +9,10 @@
 #include <spdlog/spdlog.h>
 #include <opencv2/core.hpp>
 
+#include "actors/guard.hpp"
 #include "analysis/analyzer.hpp"
+#include "analysis/result_keys.hpp"
+#include "common/backoff.hpp"
 #include "common/clock.hpp"
 #include "common/faults.hpp"
 #include "ingest/ring_pump.hpp"
@@ -20,11 +23,31 @@ namespace framehive {
 
 namespace {
 
-constexpr auto slice = std::chrono::milliseconds(50);
-constexpr uint64_t report_every_ns = 500'000'000;
-constexpr auto batch_timeout = std::chrono::seconds(15);
+// -- constants --------------------------------------------------------------------------
 
-uint32_t my_pid() { return static_cast<uint32_t>(getpid()); }
+/// Work per tick: short enough that stop and exit messages get through.
+constexpr auto slice = std::chrono::milliseconds(50);
+/// How long one look at the ring (a free slot, the next frame) may block.
+constexpr auto ring_wait = std::chrono::milliseconds(20);
+/// Progress goes to the node this often while running.
+constexpr uint64_t report_every_ns = to_ns(std::chrono::milliseconds(500));
+/// A result batch not confirmed within this is sent again.
+constexpr auto batch_timeout = std::chrono::seconds(15);
+/// A batch that is not full yet is sent anyway once its first frame is this old.
+constexpr uint64_t batch_max_age_ns = to_ns(std::chrono::milliseconds(200));
+/// Batches sent but not acknowledged: the ring holds their frames meanwhile.
+constexpr std::size_t max_batches_in_flight = 2;
+/// Retries of an unconfirmed batch while the coordinator is away (restarting,
+/// unreachable): 200 ms, 400 ms, ... up to 5 s.
+constexpr backoff_policy batch_retry_policy{std::chrono::milliseconds(200), std::chrono::seconds(5)};
+/// Retries are logged the first time and then every this many.
+constexpr uint32_t log_every_retries = 10;
+constexpr double ns_per_s = 1e9;
+constexpr double ns_per_ms = 1e6;
+
+uint32_t my_pid() {
+  return static_cast<uint32_t>(getpid());
+}
 
 /// Frames per second over the interval since the last report.
 struct rate_meter {
@@ -34,14 +57,27 @@ struct rate_meter {
   bool due(int64_t frames, uint64_t now) {
     if (now - since_ns < report_every_ns)
       return false;
-    fps = static_cast<double>(frames - since_frames) / (static_cast<double>(now - since_ns) / 1e9);
+    fps = static_cast<double>(frames - since_frames) / (static_cast<double>(now - since_ns) / ns_per_s);
     since_ns = now;
     since_frames = frames;
     return true;
   }
+  /// The rate of the final report, whenever it comes.
+  void close(int64_t frames) { due(frames, monotonic_ns() + report_every_ns); }
 };
 
-// -- decoder -----------------------------------------------------------------------
+/// A ring frame as OpenCV sees it (no copy).
+cv::Mat as_mat(const shm::frame_view& v) {
+  return cv::Mat(static_cast<int>(v.height), static_cast<int>(v.width), CV_8UC3,
+                 const_cast<uint8_t*>(v.pixels), v.stride);
+}
+
+/// Seconds per pts unit of a ring frame (0 if unknown).
+double time_base_of(const shm::frame_view& v) {
+  return v.time_base_den ? static_cast<double>(v.time_base_num) / v.time_base_den : 0.0;
+}
+
+// -- decoder -----------------------------------------------------------------------------
 
 struct decoder_state {
   static inline const char* name = "decoder";
@@ -50,6 +86,7 @@ struct decoder_state {
   std::unique_ptr<media::decoder> dec;
   std::optional<shm::ring_producer> ring;
   ingest::pump_cursor cursor;
+  std::optional<pacer> pace;  ///< only with task.pace_fps (tests)
   int64_t published = 0;
   int64_t first_frame = 0;  ///< where this decoder instance started
   int64_t position = 0;
@@ -57,11 +94,13 @@ struct decoder_state {
   bool finished = false;
 };
 
-actor_progress decoder_progress(const decoder_state& st, const std::string& state) {
+using decoder_self = decoder_actor::stateful_pointer<decoder_state>;
+
+actor_progress progress_of(const decoder_state& st, actor_state state) {
   actor_progress p;
   p.video = st.task.video;
   p.epoch = st.task.epoch;
-  p.role = "decoder";
+  p.kind = actor_kind::decoder;
   p.state = state;
   p.position = st.position;
   p.frames = st.published;
@@ -71,22 +110,18 @@ actor_progress decoder_progress(const decoder_state& st, const std::string& stat
   return p;
 }
 
-decoder_actor::behavior_type decoder_behavior(decoder_actor::stateful_pointer<decoder_state> self,
-                                              decoder_task task, node_port_actor node) {
-  auto& st = self->state;
-  st.task = std::move(task);
-  st.node = node;
-  auto fail = [self](const std::string& why) {
-    auto p = decoder_progress(self->state, "failed");
-    p.error = why;
-    self->send(self->state.node, p);
-    self->quit();
-  };
+void decoder_fail(decoder_self self, const std::string& why) {
+  auto p = progress_of(self->state, actor_state::failed);
+  p.error = why;
+  self->send(self->state.node, p);
+  self->quit();
+}
+
+/// Opens the ring and the input; the error's message if either fails.
+std::optional<std::string> decoder_open(decoder_state& st) {
   auto producer = shm::ring_producer::open(st.task.ring);
-  if (!producer) {
-    fail(producer.error().message);
-    return {[](tick_atom) {}};
-  }
+  if (!producer)
+    return producer.error().message;
   st.ring.emplace(std::move(*producer));
   // A restarted decoder continues at the ring's next frame.
   media::decoder_options opt;
@@ -95,64 +130,86 @@ decoder_actor::behavior_type decoder_behavior(decoder_actor::stateful_pointer<de
   auto dec = media::decoder::open(st.task.input, opt);
   if (!dec) {
     st.ring->fail(dec.error().message());
-    fail(dec.error().message());
-    return {[](tick_atom) {}};
+    return dec.error().message();
   }
   st.dec = std::move(*dec);
   st.position = opt.start_frame;
   st.first_frame = opt.start_frame;
-  spdlog::info("decoder video={} epoch={} input={} starts at frame {}", st.task.video, st.task.epoch,
-               st.task.input, opt.start_frame);
-  self->send(self, tick_atom::value);
-  return {
-      [self](tick_atom) {
-        auto& s = self->state;
-        if (s.finished)
-          return;
-        const uint64_t until = monotonic_ns() + std::chrono::nanoseconds(slice).count();
-        ingest::pump_options o;
-        o.slot_wait = std::chrono::milliseconds(20);
-        o.should_stop = [until] { return monotonic_ns() >= until; };
-        o.on_frame = [&s](const media::decoded_frame& f) {
-          s.position = f.index + 1;
-          ++s.published;
-        };
-        auto r = ingest::pump_into_ring(*s.dec, *s.ring, o, s.cursor);
-        if (!r) {
-          auto p = decoder_progress(s, "failed");
-          p.error = r.error().message();
-          self->send(s.node, p);
-          self->quit();
-          return;
-        }
-        if (r->fenced) {
-          self->quit();  // another decoder owns the ring now
-          return;
-        }
-        const uint64_t now = monotonic_ns();
-        if (!r->stopped) {
-          s.finished = true;
-          // Frames skipped at the end (sampling) still count towards the total.
-          s.position = std::max<int64_t>(s.position, s.dec->frames_decoded() + s.first_frame);
-          s.rate.due(s.published, now + report_every_ns);
-          self->send(s.node, decoder_progress(s, "done"));
-          self->quit();
-          return;
-        }
-        if (s.rate.due(s.published, now))
-          self->send(s.node, decoder_progress(s, "running"));
-        self->send(self, tick_atom::value);
-      },
-  };
+  if (st.task.pace_fps > 0)
+    st.pace.emplace(st.task.pace_fps);
+  return std::nullopt;
 }
 
-// -- consumer --------------------------------------------------------------------------
+/// Decodes into the ring for one slice; when paced, one frame per slice.
+result<ingest::pump_stats, media::media_error> decode_slice(decoder_state& s) {
+  const uint64_t until = monotonic_ns() + to_ns(slice);
+  const bool paced = s.pace.has_value();
+  int64_t published_now = 0;
+  ingest::pump_options o;
+  o.slot_wait = ring_wait;
+  o.should_stop = [until, paced, &published_now] {
+    return monotonic_ns() >= until || (paced && published_now > 0);
+  };
+  o.on_frame = [&s, &published_now](const media::decoded_frame& f) {
+    s.position = f.index + 1;
+    ++s.published;
+    ++published_now;
+  };
+  auto r = ingest::pump_into_ring(*s.dec, *s.ring, o, s.cursor);
+  if (r && paced && published_now > 0)
+    s.pace->wait();  // test-only pacing: at most pace_fps frames per second
+  return r;
+}
 
+void decoder_tick(decoder_self self) {
+  auto& s = self->state;
+  if (s.finished)
+    return;
+  auto r = decode_slice(s);
+  if (!r) {
+    decoder_fail(self, r.error().message());
+    return;
+  }
+  if (r->fenced) {
+    self->quit();  // another decoder owns the ring now
+    return;
+  }
+  if (!r->stopped) {
+    s.finished = true;
+    // Frames skipped at the end (sampling) still count towards the total.
+    s.position = std::max<int64_t>(s.position, s.dec->frames_decoded() + s.first_frame);
+    s.rate.close(s.published);
+    self->send(s.node, progress_of(s, actor_state::done));
+    self->quit();
+    return;
+  }
+  if (s.rate.due(s.published, monotonic_ns()))
+    self->send(s.node, progress_of(s, actor_state::running));
+  self->send(self, tick_atom::value);
+}
+
+decoder_actor::behavior_type decoder_behavior(decoder_self self, decoder_task task, node_port_actor node) {
+  auto& st = self->state;
+  st.task = std::move(task);
+  st.node = std::move(node);
+  if (auto err = decoder_open(st)) {
+    decoder_fail(self, *err);
+    return {[](tick_atom) {}};
+  }
+  spdlog::info("decoder video={} epoch={} input={} starts at frame {}", st.task.video, st.task.epoch,
+               st.task.input, st.first_frame);
+  self->send(self, tick_atom::value);
+  return {[self](tick_atom) { decoder_tick(self); }};
+}
+
+// -- consumer ------------------------------------------------------------------------------
+
+/// A result batch sent to the node and not acknowledged yet.
 struct pending_batch {
   uint64_t id = 0;
-  uint64_t last_seq = 0;
+  uint64_t last_seq = 0;  ///< ring sequence of its last frame: committed once acknowledged
   bool acked = false;
-  uint32_t attempts = 0;
+  backoff retry{batch_retry_policy};
   result_batch batch;
 };
 
@@ -162,10 +219,11 @@ struct consumer_state {
   node_port_actor node;
   std::optional<shm::ring_consumer> ring;
   std::unique_ptr<analysis::analyzer> an;
+  bool warms_up = false;  ///< the kind has a pre-roll: frames before emit_from warm it up
   result_batch building;
   uint64_t building_last_seq = 0;
   uint64_t building_since = 0;
-  std::deque<pending_batch> unacked;  // in send order; committed strictly in order
+  std::deque<pending_batch> unacked;  ///< in send order; committed strictly in order
   uint64_t next_batch_id = 1;
   bool eos = false;
   bool ticking = false;
@@ -176,11 +234,14 @@ struct consumer_state {
   std::map<int64_t, std::string> quarantine;  ///< frame -> reason
 };
 
-actor_progress consumer_progress(const consumer_state& st, const std::string& state) {
+using consumer_self = consumer_actor::stateful_pointer<consumer_state>;
+
+actor_progress progress_of(const consumer_state& st, actor_state state) {
   actor_progress p;
   p.video = st.task.video;
   p.epoch = st.task.epoch;
-  p.role = st.task.analyzer;
+  p.kind = actor_kind::consumer;
+  p.analyzer = st.task.analyzer;
   p.state = state;
   p.position = st.position;
   p.frames = st.processed;
@@ -190,29 +251,34 @@ actor_progress consumer_progress(const consumer_state& st, const std::string& st
   return p;
 }
 
-consumer_actor::behavior_type consumer_behavior(consumer_actor::stateful_pointer<consumer_state> self,
-                                                consumer_task task, node_port_actor node) {
-  auto& st = self->state;
-  st.task = std::move(task);
-  st.node = node;
-  auto fail = [self](const std::string& why) {
-    auto p = consumer_progress(self->state, "failed");
-    p.error = why;
-    self->send(self->state.node, p);
-    self->quit();
-  };
-  st.an = analysis::make_analyzer(st.task.analyzer, analysis::parse_analyzer_options(st.task.params));
-  if (!st.an) {
-    fail("unknown analyzer '" + st.task.analyzer + "'");
-    return {[](tick_atom) {}, [](retry_atom, uint64_t) {}};
-  }
+void consumer_fail(consumer_self self, const std::string& why) {
+  auto p = progress_of(self->state, actor_state::failed);
+  p.error = why;
+  self->send(self->state.node, p);
+  self->quit();
+}
+
+/// Every frame is committed and acknowledged: the final report, then leave.
+void consumer_finish(consumer_self self) {
+  auto& s = self->state;
+  s.rate.close(s.processed);
+  self->send(s.node, progress_of(s, actor_state::done));
+  s.ring->detach();
+  self->quit();
+}
+
+/// Makes the analyzer, attaches to the ring, reads faults and poison frames;
+/// the error's message if the consumer cannot run.
+std::optional<std::string> consumer_open(consumer_state& st) {
+  st.an = analysis::make_analyzer(st.task.analyzer, st.task.settings);
+  if (!st.an)
+    return "unknown analyzer '" + st.task.analyzer + "'";
+  st.warms_up = analysis::preroll_frames(st.task.analyzer) > 0;
   shm::attach_options ao;
   ao.sample_every = std::max<uint32_t>(1, st.task.stride);
   auto ring = shm::ring_consumer::attach(st.task.ring, st.task.consumer_id, ao);
-  if (!ring) {
-    fail(ring.error().message);
-    return {[](tick_atom) {}, [](retry_atom, uint64_t) {}};
-  }
+  if (!ring)
+    return ring.error().message;
   st.ring.emplace(std::move(*ring));
   analysis::video_context ctx;
   ctx.width = static_cast<int>(st.ring->width());
@@ -220,187 +286,221 @@ consumer_actor::behavior_type consumer_behavior(consumer_actor::stateful_pointer
   ctx.fps = st.task.fps;
   ctx.output_dir = st.task.output_dir;
   st.an->begin(ctx);
-  {
-    auto params = nlohmann::json::parse(st.task.params, nullptr, false);
-    std::string spec = params.is_object() ? params.value("faults", "") : "";
-    if (const char* env = std::getenv("FRAMEHIVE_FAULTS"); spec.empty() && env)
-      spec = env;
-    std::string err;
-    st.faults = fault_plan::parse(spec, &err);
-    if (!err.empty())
-      spdlog::warn("consumer: ignoring fault spec parts: {}", err);
-    for (std::size_t i = 0; i < st.task.quarantine.size(); ++i)
-      st.quarantine[st.task.quarantine[i]] =
-          i < st.task.quarantine_reasons.size() ? st.task.quarantine_reasons[i] : "quarantined";
-  }
+  std::string err;
+  st.faults = fault_plan::parse(st.task.settings.faults, &err);
+  if (!err.empty())
+    spdlog::warn("consumer: ignoring fault spec parts: {}", err);
+  for (std::size_t i = 0; i < st.task.quarantine.size(); ++i)
+    st.quarantine[st.task.quarantine[i]] =
+        i < st.task.quarantine_reasons.size() ? st.task.quarantine_reasons[i] : "quarantined";
   st.building.video = st.task.video;
   st.building.epoch = st.task.epoch;
   st.building.analyzer = st.task.analyzer;
+  return std::nullopt;
+}
+
+nlohmann::json quarantined_result(const std::string& reason) {
+  return {{analysis::keys::quarantined, true}, {analysis::keys::reason, reason}};
+}
+
+/// The analyzer's result for one frame. Never throws: a poison frame, a fault
+/// or an exception costs this frame only (quarantined, with the reason).
+nlohmann::json analyse(consumer_state& s, const shm::frame_view& v, double t) {
+  if (auto q = s.quarantine.find(v.frame_index); q != s.quarantine.end())
+    return quarantined_result(q->second);
+  try {
+    if (auto f = s.faults.at(s.task.analyzer, v.frame_index))
+      trigger(*f, s.task.analyzer + " at frame " + std::to_string(v.frame_index));
+    auto r = s.an->process(as_mat(v), v.frame_index, t);
+    return r.is_object() ? r : quarantined_result("analyzer returned no object");
+  } catch (const std::exception& e) {
+    return quarantined_result(std::string("analyzer threw: ") + e.what());
+  } catch (...) {
+    return quarantined_result("analyzer threw an unknown exception");
+  }
+}
+
+/// Analyses one frame at or after emit_from into the batch being built.
+void consume_frame(consumer_state& s, const shm::frame_view& v) {
+  const double tb = time_base_of(v);
+  const double t = static_cast<double>(v.pts) * tb;
+  const uint64_t t0 = monotonic_ns();
+  auto r = analyse(s, v, t);
+  r[analysis::keys::ms] = static_cast<double>(monotonic_ns() - t0) / ns_per_ms;
+  r[analysis::keys::t] = t;
+  if (s.building.frames.empty())
+    s.building_since = t0;
+  s.building.time_base = tb;
+  // Results are bytes (paths, exception texts): invalid UTF-8 is replaced, never thrown.
+  s.building.frames.push_back(
+      frame_result{v.frame_index, v.pts, r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+  s.building_last_seq = v.seq;
+  s.position = v.frame_index + 1;
+  ++s.processed;
+}
+
+/// A frame before the resume point: warms up a stateful analyzer, stores nothing.
+void warm_up(consumer_state& s, const shm::frame_view& v) {
+  if (s.warms_up) {
+    try {
+      s.an->process(as_mat(v), v.frame_index, static_cast<double>(v.pts) * time_base_of(v));
+    } catch (...) {
+      // A warm-up frame has no result to quarantine; the stored frames decide.
+    }
+  }
+  if (s.unacked.empty() && s.building.frames.empty())
+    s.ring->commit(v.seq);
+  s.position = v.frame_index + 1;
+}
+
+void send_batch(consumer_self self, uint64_t id);
+
+pending_batch* find_batch(consumer_state& s, uint64_t id) {
+  auto it = std::find_if(s.unacked.begin(), s.unacked.end(), [id](const auto& b) { return b.id == id; });
+  return it == s.unacked.end() ? nullptr : &*it;
+}
+
+/// The batch being built goes out (if it has frames).
+void flush(consumer_self self) {
+  auto& s = self->state;
+  if (s.building.frames.empty())
+    return;
+  pending_batch b;
+  b.id = s.next_batch_id++;
+  b.last_seq = s.building_last_seq;
+  b.batch = s.building;
+  s.building.frames.clear();
+  s.unacked.push_back(std::move(b));
+  send_batch(self, s.unacked.back().id);
+}
+
+void tick_again(consumer_self self) {
+  self->state.ticking = true;
+  self->send(self, tick_atom::value);
+}
+
+void on_batch_ack(consumer_self self, uint64_t id) {
+  auto& s = self->state;
+  if (auto* b = find_batch(s, id))
+    b->acked = true;
+  // Commit the acknowledged prefix only: the ring commit is cumulative.
+  while (!s.unacked.empty() && s.unacked.front().acked) {
+    s.ring->commit(s.unacked.front().last_seq);
+    s.unacked.pop_front();
+  }
+  if (s.eos && s.unacked.empty() && s.building.frames.empty()) {
+    consumer_finish(self);
+    return;
+  }
+  if (!s.ticking)
+    tick_again(self);
+}
+
+void on_batch_error(consumer_self self, uint64_t id, const caf::error& err) {
+  auto& s = self->state;
+  auto* b = find_batch(s, id);
+  if (!b)
+    return;
+  const auto delay = b->retry.next();
+  const uint32_t n = b->retry.attempts();
+  if (n == 1 || n % log_every_retries == 0)
+    spdlog::warn("consumer video={} analyzer={}: result batch not confirmed ({}), retry {} in {} ms",
+                 s.task.video, s.task.analyzer, describe(err), n, delay.count());
+  self->delayed_send(self, delay, retry_atom::value, id);
+}
+
+/// Sends one batch; on failure the same batch is sent again (idempotent upsert).
+void send_batch(consumer_self self, uint64_t id) {
+  auto* b = find_batch(self->state, id);
+  if (!b)
+    return;
+  self->request(self->state.node, batch_timeout, b->batch)
+      .then([self, id](batch_ack&) { on_batch_ack(self, id); },
+            [self, id](caf::error& err) { on_batch_error(self, id, err); });
+}
+
+void on_batch_retry(consumer_self self, uint64_t id) {
+  // Still alive while waiting: the node's hang detector hears from us.
+  self->send(self->state.node, progress_of(self->state, actor_state::waiting));
+  send_batch(self, id);
+}
+
+/// How a slice of reading ended.
+enum class slice_end { look_later, batch_full, end_of_stream, left };
+
+/// Reads ring frames for one slice, or until the batch is full.
+slice_end read_slice(consumer_self self) {
+  auto& s = self->state;
+  const uint64_t until = monotonic_ns() + to_ns(slice);
+  shm::frame_view v;
+  while (monotonic_ns() < until) {
+    if (s.building.frames.size() >= s.task.batch_frames)
+      return slice_end::batch_full;
+    switch (s.ring->next(v, ring_wait)) {
+      case shm::ring_consumer::read_status::frame:
+        if (v.frame_index < s.task.emit_from)
+          warm_up(s, v);
+        else
+          consume_frame(s, v);
+        continue;
+      case shm::ring_consumer::read_status::end_of_stream:
+        s.eos = true;
+        return slice_end::end_of_stream;
+      case shm::ring_consumer::read_status::producer_failed:
+        consumer_fail(self, "decoder failed: " + s.ring->error_text());
+        return slice_end::left;
+      case shm::ring_consumer::read_status::fenced:
+        self->quit();  // replaced by a newer consumer
+        return slice_end::left;
+      default:
+        // Timeout or producer_lost: the node restarts decoders; look again later.
+        return slice_end::look_later;
+    }
+  }
+  return slice_end::look_later;
+}
+
+void consumer_tick(consumer_self self) {
+  auto& s = self->state;
+  s.ticking = false;
+  if (s.eos || s.unacked.size() >= max_batches_in_flight)
+    return;  // an ack ticks us again
+  if (read_slice(self) == slice_end::left)
+    return;
+  const uint64_t now = monotonic_ns();
+  const bool stale = !s.building.frames.empty() && now - s.building_since > batch_max_age_ns;
+  if (s.eos || s.building.frames.size() >= s.task.batch_frames || stale)
+    flush(self);
+  if (s.rate.due(s.processed, now))
+    self->send(s.node, progress_of(s, actor_state::running));
+  if (s.eos && s.unacked.empty()) {
+    consumer_finish(self);
+    return;
+  }
+  if (!s.eos && s.unacked.size() < max_batches_in_flight)
+    tick_again(self);
+}
+
+consumer_actor::behavior_type consumer_behavior(consumer_self self, consumer_task task,
+                                                node_port_actor node) {
+  auto& st = self->state;
+  st.task = std::move(task);
+  st.node = std::move(node);
+  if (auto err = consumer_open(st)) {
+    consumer_fail(self, *err);
+    return {[](tick_atom) {}, [](retry_atom, uint64_t) {}};
+  }
   if (st.ring->redelivered() > 0)
     spdlog::info("consumer video={} analyzer={} resumes at seq {}: {} frames delivered again", st.task.video,
                  st.task.analyzer, st.ring->committed(), st.ring->redelivered());
-
-  // Sends one batch; on failure the same batch is sent again (idempotent upsert).
-  auto send_batch = std::make_shared<std::function<void(uint64_t)>>();
-  *send_batch = [self, send_batch](uint64_t id) {
-    auto& s = self->state;
-    auto it = std::find_if(s.unacked.begin(), s.unacked.end(), [id](const auto& b) { return b.id == id; });
-    if (it == s.unacked.end())
-      return;
-    self->request(s.node, batch_timeout, it->batch)
-        .then(
-            [self, id](batch_ack&) {
-              auto& s = self->state;
-              for (auto& b : s.unacked)
-                if (b.id == id)
-                  b.acked = true;
-              // Commit the acknowledged prefix only: the ring commit is cumulative.
-              while (!s.unacked.empty() && s.unacked.front().acked) {
-                s.ring->commit(s.unacked.front().last_seq);
-                s.unacked.pop_front();
-              }
-              if (s.eos && s.unacked.empty() && s.building.frames.empty()) {
-                s.rate.due(s.processed, monotonic_ns() + report_every_ns);
-                self->send(s.node, consumer_progress(s, "done"));
-                s.ring->detach();
-                self->quit();
-                return;
-              }
-              if (!s.ticking) {
-                s.ticking = true;
-                self->send(self, tick_atom::value);
-              }
-            },
-            [self, id](caf::error& err) {
-              auto& s = self->state;
-              auto it = std::find_if(s.unacked.begin(), s.unacked.end(), [id](const auto& b) { return b.id == id; });
-              if (it == s.unacked.end())
-                return;
-              // Exponential backoff while the coordinator is away (restarting, or unreachable).
-              const uint32_t n = ++it->attempts;
-              const auto delay = std::chrono::milliseconds(std::min<uint32_t>(5000, 100u << std::min(n, 6u)));
-              if (n == 1 || n % 10 == 0)
-                spdlog::warn("consumer video={} analyzer={}: result batch not confirmed ({}), retry {} in {} ms",
-                             s.task.video, s.task.analyzer, describe(err), n, delay.count());
-              self->delayed_send(self, delay, retry_atom::value, id);
-            });
-  };
-  auto flush = [self, send_batch] {
-    auto& s = self->state;
-    if (s.building.frames.empty())
-      return;
-    pending_batch b;
-    b.id = s.next_batch_id++;
-    b.last_seq = s.building_last_seq;
-    b.batch = s.building;
-    s.building.frames.clear();
-    s.unacked.push_back(std::move(b));
-    (*send_batch)(s.unacked.back().id);
-  };
-
-  st.ticking = true;
-  self->send(self, tick_atom::value);
+  tick_again(self);
   return {
-      [self, flush, fail](tick_atom) {
-        auto& s = self->state;
-        s.ticking = false;
-        if (s.eos)
-          return;
-        // At most two batches in flight: the ring holds their frames meanwhile.
-        if (s.unacked.size() >= 2)
-          return;  // an ack will tick us again
-        const uint64_t now0 = monotonic_ns();
-        const uint64_t until = now0 + std::chrono::nanoseconds(slice).count();
-        shm::frame_view v;
-        while (monotonic_ns() < until && s.building.frames.size() < s.task.batch_frames) {
-          auto rs = s.ring->next(v, std::chrono::milliseconds(20));
-          if (rs == shm::ring_consumer::read_status::frame && v.frame_index < s.task.emit_from) {
-            // Before the resume point: warm up a stateful analyzer, store nothing.
-            if (analysis::preroll_frames(s.task.analyzer) > 0) {
-              const double tb = v.time_base_den ? static_cast<double>(v.time_base_num) / v.time_base_den : 0.0;
-              cv::Mat frame(static_cast<int>(v.height), static_cast<int>(v.width), CV_8UC3,
-                            const_cast<uint8_t*>(v.pixels), v.stride);
-              try {
-                s.an->process(frame, v.frame_index, static_cast<double>(v.pts) * tb);
-              } catch (const std::exception&) {
-              }
-            }
-            if (s.unacked.empty() && s.building.frames.empty())
-              s.ring->commit(v.seq);
-            s.position = v.frame_index + 1;
-            continue;
-          }
-          if (rs == shm::ring_consumer::read_status::frame) {
-            const double tb = v.time_base_den ? static_cast<double>(v.time_base_num) / v.time_base_den : 0.0;
-            const double t = static_cast<double>(v.pts) * tb;
-            cv::Mat frame(static_cast<int>(v.height), static_cast<int>(v.width), CV_8UC3,
-                          const_cast<uint8_t*>(v.pixels), v.stride);
-            const uint64_t t0 = monotonic_ns();
-            nlohmann::json r;
-            if (auto q = s.quarantine.find(v.frame_index); q != s.quarantine.end()) {
-              // A poison frame: recorded as failed for this analyzer, skipped.
-              r = {{"quarantined", true}, {"reason", q->second}};
-            } else {
-              try {
-                if (auto f = s.faults.at(s.task.analyzer, v.frame_index))
-                  trigger(*f, s.task.analyzer + " at frame " + std::to_string(v.frame_index));
-                r = s.an->process(frame, v.frame_index, t);
-              } catch (const std::exception& e) {
-                // An exception costs this frame only: quarantined with the reason.
-                r = {{"quarantined", true}, {"reason", std::string("analyzer threw: ") + e.what()}};
-              }
-            }
-            r["ms"] = static_cast<double>(monotonic_ns() - t0) / 1e6;
-            r["t"] = t;
-            if (s.building.frames.empty())
-              s.building_since = t0;
-            s.building.time_base = tb;
-            s.building.frames.push_back(frame_result{v.frame_index, v.pts, r.dump()});
-            s.building_last_seq = v.seq;
-            s.position = v.frame_index + 1;
-            ++s.processed;
-            continue;
-          }
-          if (rs == shm::ring_consumer::read_status::end_of_stream) {
-            s.eos = true;
-            break;
-          }
-          if (rs == shm::ring_consumer::read_status::producer_failed) {
-            fail("decoder failed: " + s.ring->error_text());
-            return;
-          }
-          if (rs == shm::ring_consumer::read_status::fenced) {
-            self->quit();  // replaced by a newer consumer
-            return;
-          }
-          break;  // timeout or producer_lost: the node restarts decoders; look again later
-        }
-        const uint64_t now = monotonic_ns();
-        if (s.eos || s.building.frames.size() >= s.task.batch_frames ||
-            (!s.building.frames.empty() && now - s.building_since > 200'000'000))
-          flush();
-        if (s.rate.due(s.processed, now))
-          self->send(s.node, consumer_progress(s, "running"));
-        if (s.eos && s.unacked.empty()) {
-          self->send(s.node, consumer_progress(s, "done"));
-          s.ring->detach();
-          self->quit();
-          return;
-        }
-        if (!s.eos && s.unacked.size() < 2) {
-          s.ticking = true;
-          self->send(self, tick_atom::value);
-        }
-      },
-      [self, send_batch](retry_atom, uint64_t id) {
-        // Still alive while waiting: the node's hang detector hears from us.
-        self->send(self->state.node, consumer_progress(self->state, "waiting"));
-        (*send_batch)(id);
-      },
+      [self](tick_atom) { consumer_tick(self); },
+      [self](retry_atom, uint64_t id) { on_batch_retry(self, id); },
   };
 }
 
-// -- worker front actor -------------------------------------------------------------------
+// -- worker front actor -------------------------------------------------------------------------
 
 struct worker_state {
   static inline const char* name = "worker";
@@ -408,62 +508,79 @@ struct worker_state {
   std::multimap<uint64_t, caf::actor> by_video;
 };
 
-worker_actor::behavior_type worker_behavior(worker_actor::stateful_pointer<worker_state> self,
-                                            node_port_actor node) {
-  self->state.node = node;
-  self->monitor(node);
-  self->set_down_handler([self](caf::down_msg& dm) {
-    if (dm.source == self->state.node) {
-      spdlog::warn("worker: node went away ({}), shutting down", caf::to_string(dm.reason));
-      for (auto& [video, a] : self->state.by_video)
-        self->send_exit(a, caf::exit_reason::user_shutdown);
-      self->quit();
-      return;
+using worker_self = worker_actor::stateful_pointer<worker_state>;
+
+void on_worker_down(worker_self self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  if (dm.source == st.node) {
+    spdlog::warn("worker: node went away ({}), shutting down", caf::to_string(dm.reason));
+    for (auto& [video, a] : st.by_video)
+      self->send_exit(a, caf::exit_reason::user_shutdown);
+    self->quit();
+    return;
+  }
+  // A decoder or consumer actor ended: forget it. A crash (exception) ends
+  // it with an error; the node hears about it through its missing progress.
+  for (auto it = st.by_video.begin(); it != st.by_video.end(); ++it)
+    if (it->second.address() == dm.source) {
+      if (dm.reason && dm.reason != caf::exit_reason::user_shutdown)
+        spdlog::error("worker: actor for video {} died: {}", it->first, caf::to_string(dm.reason));
+      st.by_video.erase(it);
+      break;
     }
-    // A decoder or consumer actor ended: forget it. A crash (exception) ends
-    // it with an error; the node hears about it through its missing progress.
-    for (auto it = self->state.by_video.begin(); it != self->state.by_video.end(); ++it)
-      if (it->second.address() == dm.source) {
-        if (dm.reason && dm.reason != caf::exit_reason::user_shutdown)
-          spdlog::error("worker: actor for video {} died: {}", it->first, caf::to_string(dm.reason));
-        self->state.by_video.erase(it);
-        break;
-      }
-  });
+}
+
+caf::result<video_meta> probe(const std::string& input) {
+  media::decoder_options o;
+  auto dec = media::decoder::open(input, o);
+  if (!dec)
+    return make_error(errc::bad_input, dec.error().message());
+  const auto& i = (*dec)->info();
+  video_meta m;
+  m.width = static_cast<uint32_t>(i.width);
+  m.height = static_cast<uint32_t>(i.height);
+  m.fps = i.frame_rate.value();
+  m.duration_s = i.duration_s;
+  m.frames = i.frame_count;
+  m.codec = i.codec;
+  return m;
+}
+
+/// Watches a decoder or consumer of `video`, so stop and shutdown reach it.
+template <class Handle>
+caf::result<caf::ok_atom> adopt(worker_self self, uint64_t video, const Handle& a) {
+  self->monitor(a);
+  self->state.by_video.emplace(video, caf::actor_cast<caf::actor>(a));
+  return caf::ok_atom::value;
+}
+
+void stop_video(worker_self self, uint64_t video) {
+  auto range = self->state.by_video.equal_range(video);
+  for (auto it = range.first; it != range.second; ++it)
+    self->send_exit(it->second, caf::exit_reason::user_shutdown);
+  self->state.by_video.erase(range.first, range.second);
+}
+
+worker_actor::behavior_type worker_behavior(worker_self self, node_port_actor node) {
+  self->state.node = std::move(node);
+  self->monitor(self->state.node);
+  self->set_down_handler(
+      [self](caf::down_msg& dm) { guarded("worker down", [&] { on_worker_down(self, dm); }); });
   return {
       [](probe_atom, const std::string& input) -> caf::result<video_meta> {
-        media::decoder_options o;
-        auto dec = media::decoder::open(input, o);
-        if (!dec)
-          return make_error(errc::bad_input, dec.error().message());
-        const auto& i = (*dec)->info();
-        video_meta m;
-        m.width = static_cast<uint32_t>(i.width);
-        m.height = static_cast<uint32_t>(i.height);
-        m.fps = i.frame_rate.value();
-        m.duration_s = i.duration_s;
-        m.frames = i.frame_count;
-        m.codec = i.codec;
-        return m;
+        return guarded("worker probe", [&] { return probe(input); });
       },
-      [self](decoder_task& t) -> caf::ok_atom {
-        auto a = spawn_decoder(self->system(), t, self->state.node);
-        self->monitor(a);
-        self->state.by_video.emplace(t.video, caf::actor_cast<caf::actor>(a));
-        return caf::ok_atom::value;
+      [self](decoder_task& t) -> caf::result<caf::ok_atom> {
+        return guarded("worker decoder", [&] {
+          return adopt(self, t.video, spawn_decoder(self->system(), t, self->state.node));
+        });
       },
-      [self](consumer_task& t) -> caf::ok_atom {
-        auto a = spawn_consumer(self->system(), t, self->state.node);
-        self->monitor(a);
-        self->state.by_video.emplace(t.video, caf::actor_cast<caf::actor>(a));
-        return caf::ok_atom::value;
+      [self](consumer_task& t) -> caf::result<caf::ok_atom> {
+        return guarded("worker consumer", [&] {
+          return adopt(self, t.video, spawn_consumer(self->system(), t, self->state.node));
+        });
       },
-      [self](stop_atom, uint64_t video) {
-        auto range = self->state.by_video.equal_range(video);
-        for (auto it = range.first; it != range.second; ++it)
-          self->send_exit(it->second, caf::exit_reason::user_shutdown);
-        self->state.by_video.erase(range.first, range.second);
-      },
+      [self](stop_atom, uint64_t video) { guarded("worker stop", [&] { stop_video(self, video); }); },
   };
 }
 

@@ -14,11 +14,13 @@ using consumer_actor = caf::typed_actor<caf::reacts_to<tick_atom>, caf::reacts_t
 
 /// Decodes `task.input` into the ring `task.ring`, from the ring's next frame
 /// (a restarted decoder continues where the last one stopped) or
-/// `task.start_frame`. Reports actor_progress to `node`.
+/// `task.start_frame`. Reports actor_progress to `node`. With `task.pace_fps`
+/// (tests) it publishes at most that many frames per second.
 decoder_actor spawn_decoder(caf::actor_system& sys, decoder_task task, node_port_actor node);
 
 /// Reads ring frames as consumer `task.consumer_id`, runs the analyzer, sends
-/// result batches to `node` and commits ring frames once they are acknowledged.
+/// result batches to `node` and commits ring frames once they are acknowledged
+/// (at most two batches in flight, committed in order).
 consumer_actor spawn_consumer(caf::actor_system& sys, consumer_task task, node_port_actor node);
 
 /// The worker process's front actor: probes inputs and starts the above.

@@ -1,7 +1,9 @@
 #pragma once
 
-// Analyzers: a small interface, a registry by name. OpenCV only; no weights
-// are downloaded (HOG's people detector is built into OpenCV).
+// Analyzers: a small interface and one factory per kind (analyzers.cpp); what
+// the cluster knows about a kind without OpenCV is in analysis/catalog.hpp.
+// OpenCV only; no weights are downloaded (HOG's people detector is built into
+// OpenCV).
 
 #include <cstdint>
 #include <memory>
@@ -37,18 +39,9 @@ class analyzer {
   video_context ctx_;
 };
 
-/// Settings an analyzer may read; unset fields keep defaults.
-struct analyzer_options {
-  int people_max_width = 640;
-  int motion_width = 160;
-  double thumbnail_every_s = 5.0;
-};
-
-/// Reads analyzer_options from a JSON object; unknown or missing keys keep defaults.
-analyzer_options parse_analyzer_options(const std::string& json_text);
-
-/// Makes an analyzer of `name`'s kind (see analyzer_kind), or nullptr if the
-/// name is not a valid analyzer name.
-std::unique_ptr<analyzer> make_analyzer(const std::string& name, const analyzer_options& options = {});
+/// Makes an analyzer of `name`'s kind (see analyzer_kind) with `settings`, or
+/// nullptr if the name is not a valid analyzer name. Settings out of range are
+/// clamped to what the analyzer can work with.
+std::unique_ptr<analyzer> make_analyzer(const std::string& name, const analyzer_settings& settings = {});
 
 }  // namespace framehive::analysis

@@ -7,21 +7,44 @@
 #include <opencv2/video/background_segm.hpp>
 
 #include "analysis/analyzer.hpp"
+#include "analysis/result_keys.hpp"
 
 namespace framehive::analysis {
 
 namespace {
 
+// -- parameters -----------------------------------------------------------------------
+
+/// people: HOG's window stride and scale step, and the grouping threshold.
+const cv::Size hog_win_stride(8, 8);
+constexpr double hog_scale_step = 1.08;
+constexpr double hog_group_threshold = 2;
+
+/// motion: MOG2's history (frames) and variance threshold; mask values above
+/// this are foreground (MOG2 marks shadows 127).
+constexpr int mog_history = 200;
+constexpr double mog_var_threshold = 16.0;
+constexpr bool mog_detect_shadows = true;
+constexpr double mog_foreground_min = 200;
+constexpr double mask_max = 255;
+/// motion: narrower images say little about motion.
+constexpr uint32_t min_motion_width = 16;
+
+/// thumbnails: width of the JPEGs; no period is shorter than this.
+constexpr int thumbnail_width = 320;
+constexpr double min_thumbnail_every_s = 0.1;
+
 /// brightness = mean of the grey image; sharpness = variance of its Laplacian.
 class stats_analyzer final : public analyzer {
  public:
+  explicit stats_analyzer(const analyzer_settings&) {}
   std::string name() const override { return "stats"; }
   nlohmann::json process(const cv::Mat& bgr, int64_t, double) override {
     cv::cvtColor(bgr, gray_, cv::COLOR_BGR2GRAY);
     cv::Laplacian(gray_, lap_, CV_64F);
     cv::Scalar mean, stddev;
     cv::meanStdDev(lap_, mean, stddev);
-    return {{"brightness", cv::mean(gray_)[0]}, {"sharpness", stddev[0] * stddev[0]}};
+    return {{keys::brightness, cv::mean(gray_)[0]}, {keys::sharpness, stddev[0] * stddev[0]}};
   }
 
  private:
@@ -31,7 +54,7 @@ class stats_analyzer final : public analyzer {
 /// OpenCV's default HOG people detector on a frame scaled to at most max_width.
 class people_analyzer final : public analyzer {
  public:
-  explicit people_analyzer(int max_width) : max_width_(max_width) {
+  explicit people_analyzer(const analyzer_settings& s) : max_width_(static_cast<int>(s.people_max_width)) {
     hog_.setSVMDetector(cv::HOGDescriptor::getDefaultPeopleDetector());
   }
   std::string name() const override { return "people"; }
@@ -44,12 +67,13 @@ class people_analyzer final : public analyzer {
       img = &small_;
     }
     std::vector<cv::Rect> found;
-    hog_.detectMultiScale(*img, found, 0, cv::Size(8, 8), cv::Size(0, 0), 1.08, 2);
+    hog_.detectMultiScale(*img, found, 0, hog_win_stride, cv::Size(0, 0), hog_scale_step,
+                          hog_group_threshold);
     nlohmann::json boxes = nlohmann::json::array();
     for (const auto& r : found)
       boxes.push_back({std::lround(r.x / scale), std::lround(r.y / scale), std::lround(r.width / scale),
                        std::lround(r.height / scale)});
-    return {{"count", found.size()}, {"boxes", boxes}};
+    return {{keys::count, found.size()}, {keys::boxes, boxes}};
   }
 
  private:
@@ -62,33 +86,39 @@ class people_analyzer final : public analyzer {
 /// pixels (shadows excluded). Segments follow from the ratios (catalog.cpp).
 class motion_analyzer final : public analyzer {
  public:
-  explicit motion_analyzer(int width) : width_(width) {}
+  explicit motion_analyzer(const analyzer_settings& s)
+      : width_(static_cast<int>(std::max(min_motion_width, s.motion_width))) {}
   std::string name() const override { return "motion"; }
   void begin(const video_context& ctx) override {
     analyzer::begin(ctx);
-    mog_ = cv::createBackgroundSubtractorMOG2(200, 16.0, true);
+    mog_ = new_model();
   }
   nlohmann::json process(const cv::Mat& bgr, int64_t, double) override {
     if (!mog_)
-      mog_ = cv::createBackgroundSubtractorMOG2(200, 16.0, true);
+      mog_ = new_model();
     const double scale = bgr.cols > width_ ? static_cast<double>(width_) / bgr.cols : 1.0;
     cv::resize(bgr, small_, cv::Size(), scale, scale, cv::INTER_AREA);
     mog_->apply(small_, mask_);
-    cv::threshold(mask_, fg_, 200, 255, cv::THRESH_BINARY);  // 127 = shadow
+    cv::threshold(mask_, fg_, mog_foreground_min, mask_max, cv::THRESH_BINARY);
     const double ratio = static_cast<double>(cv::countNonZero(fg_)) / static_cast<double>(fg_.total());
-    return {{"fg", ratio}};
+    return {{keys::fg, ratio}};
   }
 
  private:
+  static cv::Ptr<cv::BackgroundSubtractorMOG2> new_model() {
+    return cv::createBackgroundSubtractorMOG2(mog_history, mog_var_threshold, mog_detect_shadows);
+  }
+
   int width_;
   cv::Ptr<cv::BackgroundSubtractorMOG2> mog_;
   cv::Mat small_, mask_, fg_;
 };
 
-/// A JPEG (at most 320 px wide) for the first frame of every N-second period.
+/// A JPEG (at most thumbnail_width px wide) for the first frame of every N-second period.
 class thumbnails_analyzer final : public analyzer {
  public:
-  explicit thumbnails_analyzer(double every_s) : every_s_(every_s) {}
+  explicit thumbnails_analyzer(const analyzer_settings& s)
+      : every_s_(std::max(min_thumbnail_every_s, s.thumbnail_every_s)) {}
   std::string name() const override { return "thumbnails"; }
   nlohmann::json process(const cv::Mat& bgr, int64_t frame, double t) override {
     // Decided per frame from its own time, so a resumed run writes the same files.
@@ -99,11 +129,11 @@ class thumbnails_analyzer final : public analyzer {
       return nlohmann::json::object();
     std::filesystem::create_directories(ctx_.output_dir);
     const std::string path = ctx_.output_dir + "/thumb_" + std::to_string(frame) + ".jpg";
-    const double scale = bgr.cols > 320 ? 320.0 / bgr.cols : 1.0;
+    const double scale = bgr.cols > thumbnail_width ? static_cast<double>(thumbnail_width) / bgr.cols : 1.0;
     cv::resize(bgr, small_, cv::Size(), scale, scale, cv::INTER_AREA);
     if (!cv::imwrite(path, small_))
-      return {{"error", "cannot write " + path}};
-    return {{"path", path}};
+      return {{keys::error, "cannot write " + path}};
+    return {{keys::path, path}};
   }
 
  private:
@@ -116,43 +146,46 @@ class thumbnails_analyzer final : public analyzer {
 /// the framework costs per frame, not what an analysis costs.
 class touch_analyzer final : public analyzer {
  public:
+  explicit touch_analyzer(const analyzer_settings&) {}
   std::string name() const override { return "touch"; }
   nlohmann::json process(const cv::Mat& bgr, int64_t, double) override {
     uint64_t sum = 0;
     const auto row_bytes = static_cast<std::size_t>(bgr.cols) * bgr.elemSize();
     for (int r = 0; r < bgr.rows; ++r)
       sum += bgr.ptr<uint8_t>(r)[static_cast<std::size_t>(r) % row_bytes];
-    return {{"sum", sum}};
+    return {{keys::sum, sum}};
   }
+};
+
+// -- factories: one line per kind of the catalog --------------------------------------
+
+using factory = std::unique_ptr<analyzer> (*)(const analyzer_settings&);
+
+template <class T>
+std::unique_ptr<analyzer> make(const analyzer_settings& settings) {
+  return std::make_unique<T>(settings);
+}
+
+struct factory_entry {
+  std::string_view kind;
+  factory make;
+};
+
+const factory_entry factories[] = {
+    {"stats", make<stats_analyzer>},   {"people", make<people_analyzer>},
+    {"motion", make<motion_analyzer>}, {"thumbnails", make<thumbnails_analyzer>},
+    {"touch", make<touch_analyzer>},
 };
 
 }  // namespace
 
-analyzer_options parse_analyzer_options(const std::string& text) {
-  analyzer_options o;
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (!j.is_object())
-    return o;
-  o.people_max_width = j.value("people_max_width", o.people_max_width);
-  o.motion_width = std::max(16, j.value("motion_width", o.motion_width));
-  o.thumbnail_every_s = std::max(0.1, j.value("thumbnail_every_s", o.thumbnail_every_s));
-  return o;
-}
-
-std::unique_ptr<analyzer> make_analyzer(const std::string& instance, const analyzer_options& o) {
-  if (!is_analyzer(instance))
+std::unique_ptr<analyzer> make_analyzer(const std::string& name, const analyzer_settings& settings) {
+  const auto* entry = find_analyzer(name);
+  if (!entry)
     return nullptr;
-  const std::string name = analyzer_kind(instance);
-  if (name == "stats")
-    return std::make_unique<stats_analyzer>();
-  if (name == "people")
-    return std::make_unique<people_analyzer>(o.people_max_width);
-  if (name == "motion")
-    return std::make_unique<motion_analyzer>(o.motion_width);
-  if (name == "thumbnails")
-    return std::make_unique<thumbnails_analyzer>(o.thumbnail_every_s);
-  if (name == "touch")
-    return std::make_unique<touch_analyzer>();
+  for (const auto& f : factories)
+    if (f.kind == entry->kind)
+      return f.make(settings);
   return nullptr;
 }
 

@@ -4,49 +4,187 @@
 #include <cctype>
 #include <cmath>
 
+#include "analysis/result_keys.hpp"
+
 namespace framehive::analysis {
-
-const std::vector<std::string>& analyzer_names() {
-  static const std::vector<std::string> names{"stats", "people", "motion", "thumbnails", "touch"};
-  return names;
-}
-
-std::string analyzer_kind(const std::string& name) { return name.substr(0, name.find('.')); }
-
-bool is_analyzer(const std::string& name) {
-  const auto& n = analyzer_names();
-  if (std::find(n.begin(), n.end(), analyzer_kind(name)) == n.end())
-    return false;
-  const auto dot = name.find('.');
-  if (dot == std::string::npos)
-    return true;
-  const auto label = name.substr(dot + 1);
-  return !label.empty() && std::all_of(label.begin(), label.end(), [](unsigned char c) {
-    return std::isalnum(c) || c == '-' || c == '_';
-  });
-}
-
-int preroll_frames(const std::string& name) {
-  // MOG2's model (history 200) is close to a from-the-start model after ~100 frames.
-  return analyzer_kind(name) == "motion" ? 100 : 0;
-}
 
 namespace {
 
+// -- keys of summary text (per-frame keys: analysis/result_keys.hpp) -------------------
+
+constexpr const char* key_frame = "frame";
+constexpr const char* key_frames_processed = "frames_processed";
+constexpr const char* key_mean_ms = "mean_ms";
+constexpr const char* key_p95_ms = "p95_ms";
+constexpr const char* key_segments = "segments";
+constexpr const char* key_paths = "paths";
+constexpr const char* key_start_frame = "start_frame";
+constexpr const char* key_end_frame = "end_frame";
+constexpr const char* key_start_s = "start_s";
+constexpr const char* key_end_s = "end_s";
+
+/// Share of frames at or below the reported high percentile.
+constexpr double high_percentile = 0.95;
+/// Values of a stored box: x, y, width, height.
+constexpr std::size_t box_values = 4;
+constexpr char label_separator = '.';
+
+// -- safe readers: stored data is whatever a worker sent, so nothing may throw ----------
+
 double num(const nlohmann::json& j, const char* key, double fallback = 0) {
+  if (!j.is_object())
+    return fallback;
   auto it = j.find(key);
   return it != j.end() && it->is_number() ? it->get<double>() : fallback;
 }
 
+bool flag(const nlohmann::json& j, const char* key) {
+  if (!j.is_object())
+    return false;
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
+}
+
+const std::string* text(const nlohmann::json& j, const char* key) {
+  if (!j.is_object())
+    return nullptr;
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
+}
+
+double mean_of(const std::vector<stored_frame>& frames, const char* key) {
+  if (frames.empty())
+    return 0;
+  double sum = 0;
+  for (const auto& f : frames)
+    sum += num(f.data, key);
+  return sum / static_cast<double>(frames.size());
+}
+
+// -- the kinds' summaries -----------------------------------------------------------------
+
+void summarize_stats(const std::vector<stored_frame>& frames, analyzer_summary& out) {
+  out.numbers.push_back({"mean_brightness", mean_of(frames, keys::brightness)});
+  out.numbers.push_back({"mean_sharpness", mean_of(frames, keys::sharpness)});
+}
+
+void summarize_people(const std::vector<stored_frame>& frames, analyzer_summary& out) {
+  int64_t total = 0, with = 0, most = 0;
+  for (const auto& f : frames) {
+    const auto c = static_cast<int64_t>(num(f.data, keys::count));
+    total += c;
+    with += c > 0;
+    most = std::max(most, c);
+  }
+  out.numbers.push_back({"total_detections", static_cast<double>(total)});
+  out.numbers.push_back({"frames_with_people", static_cast<double>(with)});
+  out.numbers.push_back({"max_people", static_cast<double>(most)});
+}
+
+void summarize_motion(const std::vector<stored_frame>& frames, analyzer_summary& out) {
+  int64_t active = 0;
+  for (const auto& f : frames)
+    active += num(f.data, keys::fg) >= motion_active_ratio;
+  out.segments = motion_segments(frames);
+  out.numbers.push_back({"active_frames", static_cast<double>(active)});
+}
+
+void summarize_thumbnails(const std::vector<stored_frame>& frames, analyzer_summary& out) {
+  for (const auto& f : frames)
+    if (const auto* p = text(f.data, keys::path))
+      out.paths.push_back(*p);
+  out.numbers.push_back({"count", static_cast<double>(out.paths.size())});
+}
+
+void summarize_touch(const std::vector<stored_frame>& frames, analyzer_summary& out) {
+  uint64_t sum = 0;
+  for (const auto& f : frames)
+    sum += static_cast<uint64_t>(num(f.data, keys::sum));
+  out.numbers.push_back({"checksum", static_cast<double>(sum)});
+}
+
+bool is_label_char(unsigned char c) {
+  return std::isalnum(c) || c == '-' || c == '_';
+}
+
+double percentile(std::vector<double> values, double share) {
+  if (values.empty())
+    return 0;
+  std::sort(values.begin(), values.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(share * static_cast<double>(values.size())));
+  return values[std::clamp<std::size_t>(rank, 1, values.size()) - 1];
+}
+
 }  // namespace
+
+// -- the table ------------------------------------------------------------------------------
+
+const std::vector<analyzer_entry>& analyzer_table() {
+  static const std::vector<analyzer_entry> table{
+      {"stats", "mean brightness and sharpness (variance of the Laplacian) per frame", 0, summarize_stats},
+      {"people", "people detected by OpenCV's HOG detector, with boxes", 0, summarize_people},
+      {"motion", "share of moving pixels (MOG2 background model) and motion segments", motion_preroll_frames,
+       summarize_motion},
+      {"thumbnails", "a JPEG thumbnail for the first frame of every period", 0, summarize_thumbnails},
+      {"touch", "reads one byte of every row: the framework's own cost per frame", 0, summarize_touch},
+  };
+  return table;
+}
+
+std::string analyzer_kind(const std::string& name) {
+  return name.substr(0, name.find(label_separator));
+}
+
+const analyzer_entry* find_analyzer(const std::string& name) {
+  const std::string kind = analyzer_kind(name);
+  const auto& table = analyzer_table();
+  auto it = std::find_if(table.begin(), table.end(), [&](const analyzer_entry& e) { return e.kind == kind; });
+  if (it == table.end())
+    return nullptr;
+  const auto dot = name.find(label_separator);
+  if (dot == std::string::npos)
+    return &*it;
+  const auto label = std::string_view(name).substr(dot + 1);
+  if (label.empty() || !std::all_of(label.begin(), label.end(), [](char c) { return is_label_char(c); }))
+    return nullptr;
+  return &*it;
+}
+
+bool is_analyzer(const std::string& name) {
+  return find_analyzer(name) != nullptr;
+}
+
+std::string analyzer_list() {
+  std::string out;
+  for (const auto& e : analyzer_table()) {
+    if (!out.empty())
+      out += ", ";
+    out += e.kind;
+  }
+  return out;
+}
+
+int preroll_frames(const std::string& name) {
+  const auto* e = find_analyzer(name);
+  return e ? e->preroll_frames : 0;
+}
+
+int64_t decode_start(int64_t start_frame, const std::vector<std::string>& analyzers) {
+  int preroll = 0;
+  for (const auto& a : analyzers)
+    preroll = std::max(preroll, preroll_frames(a));
+  return std::max<int64_t>(0, start_frame - preroll);
+}
+
+// -- summaries ----------------------------------------------------------------------------------
 
 std::vector<segment> motion_segments(const std::vector<stored_frame>& frames, double threshold,
                                      double max_gap_s, double min_len_s) {
   std::vector<segment> raw;
   for (const auto& f : frames) {
-    if (num(f.data, "fg") < threshold)
+    if (num(f.data, keys::fg) < threshold)
       continue;
-    const double t = num(f.data, "t");
+    const double t = num(f.data, keys::t);
     if (!raw.empty() && t - raw.back().end_s <= max_gap_s) {
       raw.back().end_frame = f.frame;
       raw.back().end_s = t;
@@ -61,80 +199,197 @@ std::vector<segment> motion_segments(const std::vector<stored_frame>& frames, do
   return out;
 }
 
-nlohmann::json summarize(const std::string& name, const std::vector<stored_frame>& all) {
-  const std::string analyzer = analyzer_kind(name);
-  nlohmann::json s;
+analyzer_summary summarize(const std::string& analyzer, const std::vector<stored_frame>& all) {
+  analyzer_summary s;
   std::vector<stored_frame> frames;
-  nlohmann::json quarantined = nlohmann::json::array();
   for (const auto& f : all) {
-    if (f.data.value("quarantined", false))
-      quarantined.push_back({{"frame", f.frame}, {"reason", f.data.value("reason", "")}});
-    else
+    if (flag(f.data, keys::quarantined)) {
+      const auto* reason = text(f.data, keys::reason);
+      s.quarantined.push_back({f.frame, reason ? *reason : std::string()});
+    } else {
       frames.push_back(f);
+    }
   }
-  s["quarantined"] = quarantined;
   std::vector<double> ms;
   ms.reserve(frames.size());
   for (const auto& f : frames)
-    ms.push_back(num(f.data, "ms"));
-  double mean = 0;
+    ms.push_back(num(f.data, keys::ms));
+  double total = 0;
   for (double v : ms)
-    mean += v;
-  mean = ms.empty() ? 0 : mean / static_cast<double>(ms.size());
-  double p95 = 0;
-  if (!ms.empty()) {
-    auto sorted = ms;
-    std::sort(sorted.begin(), sorted.end());
-    p95 = sorted[static_cast<std::size_t>(std::ceil(0.95 * static_cast<double>(sorted.size()))) - 1];
-  }
-  s["frames_processed"] = frames.size();
-  s["mean_ms"] = mean;
-  s["p95_ms"] = p95;
-
-  if (analyzer == "people") {
-    int64_t total = 0, with = 0, most = 0;
-    for (const auto& f : frames) {
-      auto c = static_cast<int64_t>(num(f.data, "count"));
-      total += c;
-      with += c > 0;
-      most = std::max(most, c);
-    }
-    s["total_detections"] = total;
-    s["frames_with_people"] = with;
-    s["max_people"] = most;
-  } else if (analyzer == "motion") {
-    auto segs = motion_segments(frames);
-    nlohmann::json arr = nlohmann::json::array();
-    int64_t active = 0;
-    for (const auto& f : frames)
-      active += num(f.data, "fg") >= 0.01;
-    for (const auto& g : segs)
-      arr.push_back({{"start_frame", g.start_frame}, {"end_frame", g.end_frame}, {"start_s", g.start_s},
-                     {"end_s", g.end_s}});
-    s["segments"] = arr;
-    s["active_frames"] = active;
-  } else if (analyzer == "stats") {
-    double b = 0, sh = 0;
-    for (const auto& f : frames) {
-      b += num(f.data, "brightness");
-      sh += num(f.data, "sharpness");
-    }
-    s["mean_brightness"] = frames.empty() ? 0 : b / static_cast<double>(frames.size());
-    s["mean_sharpness"] = frames.empty() ? 0 : sh / static_cast<double>(frames.size());
-  } else if (analyzer == "touch") {
-    uint64_t sum = 0;
-    for (const auto& f : frames)
-      sum += static_cast<uint64_t>(num(f.data, "sum"));
-    s["checksum"] = sum;
-  } else if (analyzer == "thumbnails") {
-    nlohmann::json paths = nlohmann::json::array();
-    for (const auto& f : frames)
-      if (f.data.contains("path"))
-        paths.push_back(f.data["path"]);
-    s["count"] = paths.size();
-    s["paths"] = paths;
-  }
+    total += v;
+  s.frames_processed = frames.size();
+  s.mean_ms = ms.empty() ? 0 : total / static_cast<double>(ms.size());
+  s.p95_ms = percentile(std::move(ms), high_percentile);
+  if (const auto* e = find_analyzer(analyzer); e && e->summarize)
+    e->summarize(frames, s);
   return s;
+}
+
+// -- records ------------------------------------------------------------------------------------
+
+namespace {
+
+void add_boxes(const nlohmann::json& boxes, frame_record& r) {
+  if (!boxes.is_array())
+    return;
+  for (const auto& b : boxes) {
+    if (!b.is_array() || b.size() != box_values ||
+        !std::all_of(b.begin(), b.end(), [](const nlohmann::json& v) { return v.is_number(); }))
+      continue;
+    auto at = [&](std::size_t i) { return static_cast<int32_t>(b[i].get<double>()); };
+    r.boxes.push_back({at(0), at(1), at(2), at(3)});
+  }
+}
+
+}  // namespace
+
+frame_record to_record(int64_t frame, int64_t pts, const std::string& data) {
+  frame_record r;
+  r.frame = frame;
+  r.pts = pts;
+  // Without exceptions: text that is not JSON (or not valid UTF-8) is discarded, not thrown.
+  const auto j = nlohmann::json::parse(data, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object())
+    return r;
+  r.quarantined = flag(j, keys::quarantined);
+  for (const auto& [key, value] : j.items()) {
+    if (key == keys::quarantined) {
+      continue;  // read above, as a flag only
+    } else if (key == keys::ms || key == keys::t) {
+      (key == keys::ms ? r.ms : r.t) = value.is_number() ? value.get<double>() : 0;
+    } else if (key == keys::boxes) {
+      add_boxes(value, r);
+    } else if (value.is_number()) {
+      r.numbers.push_back({key, value.get<double>()});
+    } else if (value.is_string()) {
+      if (r.quarantined && key == keys::reason)
+        r.reason = value.get<std::string>();
+      else
+        r.texts.push_back({key, value.get<std::string>()});
+    }
+  }
+  return r;
+}
+
+// -- summary text -------------------------------------------------------------------------------
+// The same flat object the job store held before summaries were typed (common
+// figures, the kind's numbers as keys, "segments", "paths"), so rows written
+// by older versions still read. Keys keep their order (ordered_json), so a
+// summary comes back exactly as it went in.
+
+std::string summary_to_text(const analyzer_summary& s) {
+  nlohmann::ordered_json j;
+  j[key_frames_processed] = s.frames_processed;
+  j[key_mean_ms] = s.mean_ms;
+  j[key_p95_ms] = s.p95_ms;
+  j[keys::quarantined] = nlohmann::ordered_json::array();
+  for (const auto& q : s.quarantined)
+    j[keys::quarantined].push_back({{key_frame, q.frame}, {keys::reason, q.reason}});
+  for (const auto& n : s.numbers)
+    j[n.name] = n.value;
+  j[key_segments] = nlohmann::ordered_json::array();
+  for (const auto& g : s.segments)
+    j[key_segments].push_back({{key_start_frame, g.start_frame},
+                               {key_end_frame, g.end_frame},
+                               {key_start_s, g.start_s},
+                               {key_end_s, g.end_s}});
+  j[key_paths] = s.paths;
+  // Paths and reasons are bytes; invalid UTF-8 is replaced rather than thrown.
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+template <class T>
+bool read_number(const ojson& j, T& out) {
+  if (!j.is_number())
+    return false;
+  out = j.get<T>();
+  return true;
+}
+
+template <class T>
+bool read_member(const ojson& obj, const char* key, T& out) {
+  auto it = obj.find(key);
+  return it != obj.end() && read_number(*it, out);
+}
+
+bool read_quarantined(const ojson& arr, analyzer_summary& out) {
+  if (!arr.is_array())
+    return false;
+  for (const auto& q : arr) {
+    if (!q.is_object())
+      return false;
+    quarantined_frame f;
+    if (!read_member(q, key_frame, f.frame))
+      return false;
+    auto reason = q.find(keys::reason);
+    if (reason != q.end() && reason->is_string())
+      f.reason = reason->get<std::string>();
+    out.quarantined.push_back(std::move(f));
+  }
+  return true;
+}
+
+bool read_segments(const ojson& arr, analyzer_summary& out) {
+  if (!arr.is_array())
+    return false;
+  for (const auto& g : arr) {
+    segment s;
+    if (!g.is_object() || !read_member(g, key_start_frame, s.start_frame) ||
+        !read_member(g, key_end_frame, s.end_frame) || !read_member(g, key_start_s, s.start_s) ||
+        !read_member(g, key_end_s, s.end_s))
+      return false;
+    out.segments.push_back(s);
+  }
+  return true;
+}
+
+bool read_paths(const ojson& arr, analyzer_summary& out) {
+  if (!arr.is_array())
+    return false;
+  for (const auto& p : arr) {
+    if (!p.is_string())
+      return false;
+    out.paths.push_back(p.get<std::string>());
+  }
+  return true;
+}
+
+bool read_field(const std::string& key, const ojson& value, analyzer_summary& out) {
+  if (key == key_frames_processed)
+    return value.is_number_unsigned() && read_number(value, out.frames_processed);
+  if (key == key_mean_ms)
+    return read_number(value, out.mean_ms);
+  if (key == key_p95_ms)
+    return read_number(value, out.p95_ms);
+  if (key == keys::quarantined)
+    return read_quarantined(value, out);
+  if (key == key_segments)
+    return read_segments(value, out);
+  if (key == key_paths)
+    return read_paths(value, out);
+  if (value.is_number()) {
+    out.numbers.push_back({key, value.get<double>()});
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool summary_from_text(const std::string& text, analyzer_summary& out) {
+  const auto j = ojson::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object())
+    return false;
+  analyzer_summary s;
+  for (const auto& [key, value] : j.items())
+    if (!read_field(key, value, s))
+      return false;
+  out = std::move(s);
+  return true;
 }
 
 }  // namespace framehive::analysis

@@ -189,10 +189,10 @@ caf::actor_system& client_system() {
 
 struct job_outcome {
   bool ok = false;
-  std::string state;
+  job_state state = job_state::queued;
   double wall_s = 0;
   int64_t frames_total = 0;
-  json results;
+  job_results results;
 };
 
 class local_cluster {
@@ -257,29 +257,28 @@ class local_cluster {
     self->request(coord_, std::chrono::seconds(120), spec)
         .receive([&](uint64_t id) { job = id; }, [&](caf::error& e) { die("submit failed: " + describe(e)); });
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(30);
-    while (std::chrono::steady_clock::now() < deadline) {
-      std::string text;
+    bool ended = false;
+    while (!ended && std::chrono::steady_clock::now() < deadline) {
       self->request(coord_, std::chrono::seconds(30), status_atom::value, job)
-          .receive([&](std::string& s) { text = std::move(s); }, [&](caf::error&) {});
-      auto j = json::parse(text, nullptr, false);
-      if (j.is_object()) {
-        out.state = j.value("state", "");
-        if (out.state == "done" || out.state == "failed" || out.state == "cancelled")
-          break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          .receive(
+              [&](job_status& st) {
+                out.state = st.state;
+                ended = st.state == job_state::done || st.state == job_state::failed ||
+                        st.state == job_state::cancelled;
+              },
+              [&](caf::error&) {});
+      if (!ended)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     out.wall_s = seconds_since(t0);
-    std::string text;
     self->request(coord_, std::chrono::seconds(60), results_atom::value, job, false)
-        .receive([&](std::string& s) { text = std::move(s); }, [&](caf::error&) {});
-    out.results = json::parse(text, nullptr, false);
-    out.ok = out.state == "done";
+        .receive([&](job_results& r) { out.results = std::move(r); }, [&](caf::error&) {});
+    out.ok = out.state == job_state::done;
     if (out.ok)
-      for (const auto& v : out.results["videos"]) {
-        out.frames_total += v.value("frames_total", int64_t{0});
-        for (const auto& [name, a] : v["analyzers"].items())
-          out.ok = out.ok && a.value("frames_processed", int64_t{-1}) == v.value("frames_total", int64_t{0});
+      for (const auto& v : out.results.videos) {
+        out.frames_total += v.frames_total;
+        for (const auto& a : v.analyzers)
+          out.ok = out.ok && static_cast<int64_t>(a.summary.frames_processed) == v.frames_total;
       }
     return out;
   }
@@ -289,8 +288,7 @@ class local_cluster {
     caf::scoped_actor self{client_system()};
     int n = 0;
     self->request(coord_, std::chrono::seconds(10), nodes_atom::value)
-        .receive([&](std::string& s) { n = static_cast<int>(json::parse(s, nullptr, false)["nodes"].size()); },
-                 [&](caf::error&) {});
+        .receive([&](cluster_nodes& c) { n = static_cast<int>(c.nodes.size()); }, [&](caf::error&) {});
     return n;
   }
 

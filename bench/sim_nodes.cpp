@@ -97,7 +97,7 @@ sim_node_actor::behavior_type sim_node(sim_node_actor::stateful_pointer<sim_stat
                   r.video = t.video;
                   r.epoch = t.epoch;
                   r.node = self->state.node_name;
-                  r.ok = true;
+                  r.outcome = video_outcome::done;
                   r.frames_total = 1;
                   r.frames_decoded = 1;
                   self->request(coord, std::chrono::seconds(60), r)
@@ -117,17 +117,17 @@ sim_node_actor::behavior_type sim_node(sim_node_actor::stateful_pointer<sim_stat
         s.node = self->state.node_name;
         tree_entry n;
         n.id = "node:" + s.node;
-        n.kind = "node";
+        n.kind = actor_kind::node;
         n.name = s.node;
-        n.state = "running";
+        n.state = actor_state::connected;
         s.entries.push_back(n);
         for (const auto& [id, t] : self->state.running) {
           tree_entry v;
           v.id = "video:" + std::to_string(id);
           v.parent = n.id;
-          v.kind = "video";
+          v.kind = actor_kind::video;
           v.name = t.input;
-          v.state = "running";
+          v.state = actor_state::running;
           s.entries.push_back(v);
         }
         self->send(coord, std::move(s));

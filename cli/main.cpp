@@ -28,6 +28,9 @@
 
 #include "actors/messages.hpp"
 #include "caf/io/all.hpp"
+#include "analysis/catalog.hpp"
+#include "cli/render.hpp"
+#include "common/text.hpp"
 
 using namespace framehive;
 using json = nlohmann::json;
@@ -103,96 +106,116 @@ std::string bar(double fraction, int width) {
   return std::string(static_cast<std::size_t>(full), '#') + std::string(static_cast<std::size_t>(width - full), '.');
 }
 
-void print_status_table(const json& jobs) {
+/// Bytes as they can be shown on a terminal.
+std::string shown(const std::string& bytes) { return printable_utf8(bytes); }
+
+void print_status_table(const std::vector<job_status>& jobs) {
   std::printf("%-6s %-10s %-7s %-10s %-12s %-10s %s\n", "JOB", "STATE", "VIDEO", "VSTATE", "NODE", "PROGRESS",
               "INPUT / ERROR");
   for (const auto& j : jobs) {
-    for (const auto& v : j["videos"]) {
-      char progress[32];
-      std::snprintf(progress, sizeof(progress), "%lld/%lld", v.value("position", 0LL), v.value("total", 0LL));
-      std::string what = v.value("input", "");
-      if (!v.value("error", "").empty())
-        what += "  (" + v.value("error", "") + ")";
-      std::printf("%-6llu %-10s %-7llu %-10s %-12s %-10s %s\n", j.value("job", 0ULL),
-                  j.value("state", "").c_str(), v.value("video", 0ULL), v.value("state", "").c_str(),
-                  v.value("node", "").c_str(), progress, what.c_str());
+    for (const auto& v : j.videos) {
+      char progress[48];
+      std::snprintf(progress, sizeof(progress), "%lld/%lld", static_cast<long long>(v.position),
+                    static_cast<long long>(v.total));
+      std::string what = shown(v.input);
+      if (!v.error.empty())
+        what += "  (" + shown(v.error) + ")";
+      std::printf("%-6llu %-10s %-7llu %-10s %-12s %-10s %s\n", static_cast<unsigned long long>(j.job),
+                  to_string(j.state).c_str(), static_cast<unsigned long long>(v.video), to_string(v.state).c_str(),
+                  shown(v.node).c_str(), progress, what.c_str());
     }
   }
 }
 
-void print_results(const json& r) {
-  std::printf("job %llu: %s\n", r.value("job", 0ULL), r.value("state", "").c_str());
-  for (const auto& v : r["videos"]) {
-    std::printf("\n  %s  [%s] node %s, %lld frames (%lld decoded once, %lld decode errors)\n",
-                v.value("input", "").c_str(), v.value("state", "").c_str(),
-                v["node"].is_string() ? v["node"].get<std::string>().c_str() : "-", v.value("frames_total", 0LL),
-                v.value("frames_decoded", 0LL), v.value("decode_errors", 0LL));
-    if (v["error"].is_string())
-      std::printf("    error: %s\n", v["error"].get<std::string>().c_str());
+void print_results(const job_results& r) {
+  std::printf("job %llu: %s\n", static_cast<unsigned long long>(r.job), to_string(r.state).c_str());
+  for (const auto& v : r.videos) {
+    std::printf("\n  %s  [%s] node %s, %lld frames (%lld decoded once, %lld decode errors)\n", shown(v.input).c_str(),
+                to_string(v.state).c_str(), v.node.empty() ? "-" : shown(v.node).c_str(),
+                static_cast<long long>(v.frames_total), static_cast<long long>(v.frames_decoded),
+                static_cast<long long>(v.decode_errors));
+    if (!v.error.empty())
+      std::printf("    error: %s\n", shown(v.error).c_str());
     std::printf("    %-11s %10s %9s %9s  %s\n", "ANALYZER", "FRAMES", "MEAN_MS", "P95_MS", "SUMMARY");
-    for (const auto& [name, a] : v["analyzers"].items()) {
-      json extra = a["summary"];
+    for (const auto& a : v.analyzers) {
+      json extra = cli::to_json(a.analyzer, a.summary);
       for (const char* k : {"frames_processed", "mean_ms", "p95_ms", "paths"})
         extra.erase(k);
-      std::string s = extra.dump();
+      std::string s = cli::dump(extra, -1);
       if (s.size() > 100)
         s = s.substr(0, 97) + "...";
-      std::printf("    %-11s %10lld %9.2f %9.2f  %s\n", name.c_str(), a.value("frames_processed", 0LL),
-                  a.value("mean_ms", 0.0), a.value("p95_ms", 0.0), s.c_str());
+      std::printf("    %-11s %10llu %9.2f %9.2f  %s\n", shown(a.analyzer).c_str(),
+                  static_cast<unsigned long long>(a.summary.frames_processed), a.summary.mean_ms, a.summary.p95_ms,
+                  s.c_str());
     }
   }
 }
 
-void print_tree(const json& t) {
-  std::map<std::string, std::vector<json>> children;
-  for (const auto& e : t["entries"])
-    children[e.value("parent", "")].push_back(e);
-  std::printf("%-44s %-9s %7s %13s %9s %5s %8s %8s %5s\n", "ACTOR", "STATE", "FPS", "POSITION", "RING", "LAG",
+void print_tree(const cluster_tree& t) {
+  std::map<std::string, std::vector<const tree_entry*>> children;
+  for (const auto& e : t.entries)
+    children[e.parent].push_back(&e);
+  std::printf("%-44s %-10s %7s %13s %9s %5s %8s %8s %5s\n", "ACTOR", "STATE", "FPS", "POSITION", "RING", "LAG",
               "PID", "RESTARTS", "REDLV");
   std::function<void(const std::string&, int)> walk = [&](const std::string& parent, int depth) {
-    for (const auto& e : children[parent]) {
-      std::string label = std::string(static_cast<std::size_t>(depth * 2), ' ') + e.value("kind", "") + " " +
-                          e.value("name", "");
-      char pos[32], ring[32];
-      std::snprintf(pos, sizeof(pos), "%lld/%lld", e.value("position", 0LL), e.value("total", 0LL));
-      std::snprintf(ring, sizeof(ring), "%llu/%llu", e.value("ring_fill", 0ULL), e.value("ring_slots", 0ULL));
-      std::printf("%-44s %-9s %7.1f %13s %9s %5lld %8u %8u %5llu\n", label.substr(0, 44).c_str(),
-                  e.value("state", "").c_str(), e.value("fps", 0.0), pos, ring, e.value("lag", 0LL),
-                  e.value("pid", 0u), e.value("restarts", 0u), e.value("redelivered", 0ULL));
-      walk(e.value("id", ""), depth + 1);
+    if (depth > 16)
+      return;  // rows form a tree; a forged cycle must not recurse forever
+    for (const auto* e : children[parent]) {
+      std::string label =
+          std::string(static_cast<std::size_t>(depth * 2), ' ') + to_string(e->kind) + " " + shown(e->name);
+      char pos[48], ring[48];
+      std::snprintf(pos, sizeof(pos), "%lld/%lld", static_cast<long long>(e->position),
+                    static_cast<long long>(e->total));
+      std::snprintf(ring, sizeof(ring), "%llu/%llu", static_cast<unsigned long long>(e->ring_fill),
+                    static_cast<unsigned long long>(e->ring_slots));
+      std::printf("%-44s %-10s %7.1f %13s %9s %5lld %8u %8u %5llu\n", label.substr(0, 44).c_str(),
+                  to_string(e->state).c_str(), e->fps, pos, ring, static_cast<long long>(e->lag), e->pid, e->restarts,
+                  static_cast<unsigned long long>(e->redelivered));
+      walk(e->id, depth + 1);
     }
   };
   walk("", 0);
 }
 
+void print_nodes(const cluster_nodes& n) {
+  std::printf("%-16s %-16s %5s %12s %8s %8s\n", "NODE", "HOST", "CORES", "SHM_BUDGET", "RUNNING", "PID");
+  for (const auto& x : n.nodes)
+    std::printf("%-16s %-16s %5u %10llu M %8llu %8u\n", shown(x.name).c_str(), shown(x.host).c_str(), x.cores,
+                static_cast<unsigned long long>(x.shm_budget >> 20), static_cast<unsigned long long>(x.running), x.pid);
+}
+
+void print_progress(const job_status& st, int& lines) {
+  for (int i = 0; i < lines; ++i)
+    std::printf("\033[1A\033[2K");
+  lines = 0;
+  for (const auto& v : st.videos) {
+    const double total = static_cast<double>(v.total);
+    const double pos = static_cast<double>(v.position);
+    const double frac = v.state == video_state::done ? 1.0 : (total > 0 ? pos / total : 0.0);
+    std::printf("%-30s [%s] %5.1f%% %-9s %s\n",
+                shown(std::filesystem::path(v.input).filename().string()).substr(0, 30).c_str(), bar(frac, 30).c_str(),
+                frac * 100, to_string(v.state).c_str(), shown(v.node).c_str());
+    ++lines;
+  }
+  std::fflush(stdout);
+}
+
+bool is_finished(job_state s) { return s == job_state::done || s == job_state::failed || s == job_state::cancelled; }
+
 int wait_for_job(session& s, uint64_t job, bool as_json) {
   const bool tty = isatty(STDOUT_FILENO) && !as_json;
   int lines = 0;
   while (true) {
-    json st = json::parse(s.ask<std::string>(status_atom::value, job));
-    const std::string state = st.value("state", "");
-    if (tty) {
-      for (int i = 0; i < lines; ++i)
-        std::printf("\033[1A\033[2K");
-      lines = 0;
-      for (const auto& v : st["videos"]) {
-        const double total = static_cast<double>(v.value("total", 0LL));
-        const double pos = static_cast<double>(v.value("position", 0LL));
-        const double frac = v.value("state", "") == "done" ? 1.0 : (total > 0 ? pos / total : 0.0);
-        std::printf("%-30s [%s] %5.1f%% %-9s %s\n",
-                    std::filesystem::path(v.value("input", "")).filename().string().substr(0, 30).c_str(),
-                    bar(frac, 30).c_str(), frac * 100, v.value("state", "").c_str(), v.value("node", "").c_str());
-        ++lines;
-      }
-      std::fflush(stdout);
-    }
-    if (state == "done" || state == "failed" || state == "cancelled") {
-      json r = json::parse(s.ask<std::string>(results_atom::value, job, false));
+    auto st = s.ask<job_status>(status_atom::value, job);
+    if (tty)
+      print_progress(st, lines);
+    if (is_finished(st.state)) {
+      auto r = s.ask<job_results>(results_atom::value, job, false);
       if (as_json)
-        std::cout << r.dump(2) << "\n";
+        std::cout << cli::dump(cli::to_json(r, false)) << "\n";
       else
         print_results(r);
-      return state == "done" ? ok : job_failed;
+      return st.state == job_state::done ? ok : job_failed;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
@@ -214,7 +237,7 @@ int main(int argc, char** argv) {
   uint32_t stride = 1;
   bool wait = false;
   submit->add_option("videos", inputs, "video files or URLs")->required();
-  submit->add_option("--analyzers,-a", analyzers, "comma-separated analyzers: stats, people, motion, thumbnails, touch; KIND.LABEL runs another instance (touch.2)")
+  submit->add_option("--analyzers,-a", analyzers, "comma-separated analyzers: " + analysis::analyzer_list() + "; KIND.LABEL runs another instance (touch.2)")
       ->required()
       ->delimiter(',');
   submit->add_option("--stride", stride, "analyse every k-th frame")->check(CLI::PositiveNumber);
@@ -270,26 +293,34 @@ int main(int argc, char** argv) {
     return wait_for_job(s, id, as_json);
   }
   if (status->parsed()) {
-    json st = json::parse(s.ask<std::string>(status_atom::value, job));
+    if (job != 0) {
+      auto st = s.ask<job_status>(status_atom::value, job);
+      if (as_json)
+        std::cout << cli::dump(cli::to_json(st)) << "\n";
+      else
+        print_status_table({st});
+      return ok;
+    }
+    auto all = s.ask<cluster_status>(status_atom::value);
     if (as_json)
-      std::cout << st.dump(2) << "\n";
+      std::cout << cli::dump(cli::to_json(all)) << "\n";
     else
-      print_status_table(job ? json::array({st}) : st["jobs"]);
+      print_status_table(all.jobs);
     return ok;
   }
   if (results->parsed()) {
-    json r = json::parse(s.ask<std::string>(results_atom::value, job, frames));
+    auto r = s.ask<job_results>(results_atom::value, job, frames);
     if (as_json)
-      std::cout << r.dump(2) << "\n";
+      std::cout << cli::dump(cli::to_json(r, frames)) << "\n";
     else
       print_results(r);
     return ok;
   }
   if (tree->parsed()) {
     do {
-      json t = json::parse(s.ask<std::string>(tree_atom::value));
+      auto t = s.ask<cluster_tree>(tree_atom::value);
       if (as_json) {
-        std::cout << t.dump(2) << "\n";
+        std::cout << cli::dump(cli::to_json(t)) << "\n";
       } else {
         if (watch)
           std::printf("\033[H\033[2J");
@@ -302,24 +333,19 @@ int main(int argc, char** argv) {
     return ok;
   }
   if (nodes->parsed()) {
-    json n = json::parse(s.ask<std::string>(nodes_atom::value));
-    if (as_json) {
-      std::cout << n.dump(2) << "\n";
-    } else {
-      std::printf("%-16s %-16s %5s %12s %8s %8s\n", "NODE", "HOST", "CORES", "SHM_BUDGET", "RUNNING", "PID");
-      for (const auto& x : n["nodes"])
-        std::printf("%-16s %-16s %5u %10llu M %8llu %8u\n", x.value("name", "").c_str(), x.value("host", "").c_str(),
-                    x.value("cores", 0u), x.value("shm_budget", 0ULL) >> 20, x.value("running", 0ULL),
-                    x.value("pid", 0u));
-    }
+    auto n = s.ask<cluster_nodes>(nodes_atom::value);
+    if (as_json)
+      std::cout << cli::dump(cli::to_json(n)) << "\n";
+    else
+      print_nodes(n);
     return ok;
   }
   if (cancel->parsed()) {
-    json c = json::parse(s.ask<std::string>(cancel_atom::value, job));
+    auto c = s.ask<job_status>(cancel_atom::value, job);
     if (as_json)
-      std::cout << c.dump() << "\n";
+      std::cout << cli::dump(json{{"job", c.job}, {"state", to_string(c.state)}}, -1) << "\n";
     else
-      std::cout << "job " << job << ": " << c.value("state", "") << "\n";
+      std::cout << "job " << job << ": " << to_string(c.state) << "\n";
     return ok;
   }
   return usage;

@@ -1,9 +1,10 @@
 #pragma once
 
 // Fault injection for the failure tests: an analyzer crashes, aborts, throws or
-// hangs at chosen frames. Off unless configured (node option `faults`, or the
-// FRAMEHIVE_FAULTS environment variable of the node and its workers), e.g.
-//   FRAMEHIVE_FAULTS="stats:crash@120,motion:throw@40,people:hang@7"
+// hangs at chosen frames. Off unless configured: the node option
+// `supervision.faults`, which reaches the consumers typed, inside their
+// analyzer settings, e.g.
+//   --supervision.faults="stats:crash@120,motion:throw@40,people:hang@7"
 
 #include <cstdint>
 #include <optional>

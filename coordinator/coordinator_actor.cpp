@@ -3,440 +3,498 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <deque>
 #include <map>
-#include <set>
 
 #include <spdlog/spdlog.h>
 
+#include "actors/guard.hpp"
 #include "analysis/catalog.hpp"
 #include "common/clock.hpp"
+#include "coordinator/scheduler.hpp"
+
+// The coordinator actor is an adapter: each message becomes a call on the job
+// store (the durable truth) or an event for the scheduler (the decisions),
+// and the scheduler's commands become store writes and messages. Every
+// handler runs through guarded(): an exception or a storage error answers
+// that one request with an error, and the coordinator goes on serving.
 
 namespace framehive {
 
 namespace {
 
+/// How long a node has to confirm an assignment.
 constexpr auto assign_timeout = std::chrono::seconds(10);
 
-struct node_entry {
+/// The scheduler's question to the job store, answered from the job store.
+class store_resume_points final : public resume_points {
+ public:
+  explicit store_resume_points(job_store& store) : store_(store) {}
+
+  int64_t resume_frame(uint64_t video) override {
+    auto r = store_.resume_frame(video);
+    if (r)
+      return *r;
+    // From the start: storing frames again is harmless (upserts are
+    // idempotent), skipping frames that were never stored is not.
+    spdlog::error("coordinator: video {}: {}; it resumes from frame 0", video, r.error());
+    return 0;
+  }
+
+ private:
+  job_store& store_;
+};
+
+struct node_link {
   node_actor handle;
   node_info info;
-  std::set<uint64_t> running;
-  node_status status;
-  bool full = false;  ///< refused a video for lack of shared memory; cleared when one of its videos ends
+  node_status status;  ///< its last report of its part of the tree
 };
 
 struct coordinator_state {
   static inline const char* name = "coordinator";
   std::unique_ptr<job_store> store;
-  std::map<std::string, node_entry> nodes;
-  std::deque<uint64_t> queue;  ///< videos waiting for a node
-  std::map<uint64_t, std::set<std::string>> avoid;  ///< nodes a video failed on (restart limit)
-  /// After a restart: running videos waiting for their node to re-register and
-  /// claim them (video -> deadline); unclaimed ones are queued again.
-  std::map<uint64_t, uint64_t> awaiting;
-  uint64_t started_ns = monotonic_ns();
+  steady_clock clock;
+  std::unique_ptr<store_resume_points> resume;
+  std::unique_ptr<scheduler> sched;
+  std::map<std::string, node_link> nodes;
 };
 
 using coord_ptr = coordinator_actor::stateful_pointer<coordinator_state>;
 
-/// The lowest watermark over a video's analyzers: where a new assignment starts.
-int64_t resume_frame(job_store& store, const video_row& v) {
-  int64_t lowest = -1;
-  bool first = true;
-  for (const auto& a : v.analyzers) {
-    int64_t wm = store.watermark(v.id, a);
-    lowest = first ? wm : std::min(lowest, wm);
-    first = false;
-  }
-  return std::max<int64_t>(0, lowest + 1);
+caf::error storage_error(const std::string& what) {
+  spdlog::error("coordinator: {}", what);
+  return make_error(errc::internal, what);
 }
 
-void schedule(coord_ptr self);
-
-void finish_bookkeeping(coord_ptr self, uint64_t video) {
-  for (auto& [name, n] : self->state.nodes)
-    if (n.running.erase(video) > 0)
-      n.full = false;
+caf::error no_job(uint64_t job) {
+  return make_error(errc::not_found, "no job " + std::to_string(job));
 }
 
-void requeue(coord_ptr self, const video_row& v, const std::string& why) {
+/// Events are a record for people; failing to write one must not fail the request.
+void record_event(coordinator_state& st, uint64_t job, uint64_t video, const std::string& kind,
+                  const std::string& message) {
+  if (auto r = st.store->event(job, video, kind, message); !r)
+    spdlog::error("coordinator: {}", r.error());
+}
+
+// -- carrying out the scheduler's commands ------------------------------------------------
+
+void carry_out(coord_ptr self, sched_commands cmds, const video_report* report = nullptr);
+
+void on_assign_refused(coord_ptr self, uint64_t video, uint64_t epoch, const caf::error& e) {
+  const bool no_room =
+      e.category() == caf::atom("framehive") && e.code() == static_cast<uint8_t>(errc::no_capacity);
+  const std::string why = no_room ? describe(e) : "assignment not confirmed: " + describe(e);
+  carry_out(self, self->state.sched->on_assign_failed(video, epoch, why));
+}
+
+sched_commands run(coord_ptr self, const sched::assign& a, const video_report*) {
   auto& st = self->state;
-  const int64_t start = resume_frame(*st.store, v);
-  st.store->requeue(v.id, start, why);
-  finish_bookkeeping(self, v.id);
-  st.queue.push_back(v.id);
-  spdlog::warn("coordinator: video {} requeued from frame {}: {}", v.id, start, why);
-}
-
-/// Least-loaded node with room (running videos against its cores) that the
-/// video has not already failed on.
-node_entry* pick_node(coord_ptr self, uint64_t video) {
-  node_entry* best = nullptr;
-  double best_load = 0;
-  auto avoid = self->state.avoid.find(video);
-  for (auto& [name, n] : self->state.nodes) {
-    if (avoid != self->state.avoid.end() && avoid->second.count(name))
-      continue;
-    const uint32_t cores = std::max<uint32_t>(1, n.info.cores);
-    if (n.running.size() >= cores || n.full)
-      continue;
-    double load = static_cast<double>(n.running.size()) / cores;
-    if (!best || load < best_load) {
-      best = &n;
-      best_load = load;
-    }
-  }
-  return best;
-}
-
-void schedule(coord_ptr self) {
-  auto& st = self->state;
-  // FIFO, except that a video no free node may take does not block the others.
-  std::deque<uint64_t> waiting;
-  while (!st.queue.empty()) {
-    const uint64_t id = st.queue.front();
-    node_entry* n = pick_node(self, id);
-    if (!n) {
-      waiting.push_back(id);
-      st.queue.pop_front();
-      // No node has room for a video that avoids none: none has room at all.
-      // The rest waits as it is (a full fleet must not cost a pass over the
-      // queue times the nodes on every report).
-      if (st.avoid.find(id) == st.avoid.end()) {
-        waiting.insert(waiting.end(), st.queue.begin(), st.queue.end());
-        st.queue.clear();
-      }
-      continue;
-    }
-    st.queue.pop_front();
-    auto v = st.store->video(id);
-    if (!v || v->state != "queued")
-      continue;
-    video_task t;
-    t.job = v->job;
-    t.video = v->id;
-    t.epoch = v->epoch + 1;
-    t.input = v->input;
-    t.analyzers = v->analyzers;
-    t.stride = v->stride;
-    t.start_frame = v->start_frame;
-    st.store->assign(v->id, n->info.name, t.epoch, t.start_frame);
-    st.store->event(v->job, v->id, "assigned", n->info.name + " epoch " + std::to_string(t.epoch));
-    n->running.insert(v->id);
-    spdlog::info("coordinator: video {} ({}) -> node {} epoch {} from frame {}", v->id, v->input, n->info.name,
-                 t.epoch, t.start_frame);
-    self->request(n->handle, assign_timeout, t)
-        .then([](caf::ok_atom) {},
-              [self, id, epoch = t.epoch](caf::error& e) {
-                auto v = self->state.store->video(id);
-                if (!v || v->epoch != epoch || v->state != "running")
-                  return;
-                if (e.category() == caf::atom("framehive") && e.code() == static_cast<uint8_t>(errc::no_capacity))
-                  requeue(self, *v, describe(e));
-                else
-                  requeue(self, *v, "assignment not confirmed: " + describe(e));
-                schedule(self);
-              });
-  }
-  st.queue = std::move(waiting);
-}
-
-void on_node_lost(coord_ptr self, std::string name, const std::string& why) {  // by value: the caller passes a key of the map it erases
-  auto& st = self->state;
-  auto it = st.nodes.find(name);
-  if (it == st.nodes.end())
-    return;
-  auto running = it->second.running;
-  st.nodes.erase(it);
-  spdlog::warn("coordinator: node {} lost ({}); {} videos to reassign", name, why, running.size());
-  for (uint64_t id : running)
-    if (auto v = st.store->video(id); v && v->state == "running" && v->node == name)
-      requeue(self, *v, "node " + name + " lost");
-  schedule(self);
-}
-
-nlohmann::json entry_json(const tree_entry& e) {
-  return {{"id", e.id},       {"parent", e.parent},   {"kind", e.kind},         {"name", e.name},
-          {"state", e.state}, {"fps", e.fps},         {"position", e.position}, {"total", e.total},
-          {"ring_fill", e.ring_fill}, {"ring_slots", e.ring_slots}, {"lag", e.lag}, {"pid", e.pid},
-          {"restarts", e.restarts}, {"redelivered", e.redelivered}, {"quarantined", e.quarantined}};
-}
-
-std::string status_json(coord_ptr self, uint64_t job) {
-  auto& st = self->state;
-  nlohmann::json out;
-  auto describe_job = [&](uint64_t id) {
-    nlohmann::json j;
-    j["job"] = id;
-    j["state"] = st.store->job_state(id);
-    j["videos"] = nlohmann::json::array();
-    for (const auto& v : st.store->videos_of(id)) {
-      nlohmann::json jv{{"video", v.id}, {"input", v.input}, {"state", v.state},
-                        {"node", v.node},  {"error", v.error}, {"frames_total", v.frames_total}};
-      // Live progress from the node's last status: the slowest consumer's position.
-      int64_t pos = v.state == "done" ? v.frames_total : 0, total = v.frames_total;
-      if (v.state == "running")
-        if (auto n = st.nodes.find(v.node); n != st.nodes.end()) {
-          bool any = false;
-          for (const auto& e : n->second.status.entries) {
-            if (e.kind == "video" && e.id == "video:" + std::to_string(v.id))
-              total = e.total;
-            if (e.kind == "consumer" && e.parent == "video:" + std::to_string(v.id)) {
-              pos = any ? std::min(pos, e.position) : e.position;
-              any = true;
-            }
-          }
-        }
-      jv["position"] = pos;
-      jv["total"] = total;
-      j["videos"].push_back(jv);
-    }
-    return j;
+  auto failed = [&](const std::string& why) {
+    spdlog::error("coordinator: cannot assign video {} to node {}: {}", a.video, a.node, why);
+    return st.sched->on_assign_failed(a.video, a.epoch, why, assign_retry_delay);
   };
-  if (job != 0) {
-    if (st.store->job_state(job).empty())
-      return {};
-    return describe_job(job).dump();
+  auto n = st.nodes.find(a.node);
+  if (n == st.nodes.end())
+    return failed("the node is not connected");
+  auto row = st.store->video(a.video);
+  if (!row)
+    return failed(row.error());
+  if (!*row)
+    return failed("no such video in the job store");
+  const video_row& v = **row;
+  if (auto r = st.store->assign(v.id, a.node, a.epoch, a.start_frame); !r)
+    return failed(r.error());
+  video_task t;
+  t.job = v.job;
+  t.video = v.id;
+  t.epoch = a.epoch;
+  t.input = v.input;
+  t.analyzers = v.analyzers;
+  t.stride = v.stride;
+  t.start_frame = a.start_frame;
+  t.decode_from = analysis::decode_start(a.start_frame, v.analyzers);
+  record_event(st, v.job, v.id, "assigned", a.node + " epoch " + std::to_string(a.epoch));
+  spdlog::info("coordinator: video {} ({}) -> node {} epoch {} from frame {}", v.id, v.input, a.node, a.epoch,
+               a.start_frame);
+  self->request(n->second.handle, assign_timeout, std::move(t))
+      .then([](caf::ok_atom) {},
+            [self, video = a.video, epoch = a.epoch](caf::error& e) {
+              guarded("coordinator: assignment reply", [&] { on_assign_refused(self, video, epoch, e); });
+            });
+  return {};
+}
+
+sched_commands run(coord_ptr self, const sched::requeue& q, const video_report*) {
+  if (auto r = self->state.store->requeue(q.video, q.start_frame, q.reason); !r)
+    spdlog::error("coordinator: {}", r.error());
+  spdlog::warn("coordinator: video {} requeued from frame {}: {}", q.video, q.start_frame, q.reason);
+  return {};
+}
+
+sched_commands run(coord_ptr self, const sched::cancel& c, const video_report*) {
+  if (auto n = self->state.nodes.find(c.node); n != self->state.nodes.end())
+    self->send(n->second.handle, cancel_atom::value, c.video);
+  return {};
+}
+
+sched_commands run(coord_ptr self, const sched::finish& f, const video_report* report) {
+  auto& store = *self->state.store;
+  video_end end;
+  end.state = f.state;
+  end.error = f.reason;
+  if (report && report->video == f.video) {
+    end.frames_total = report->frames_total;
+    end.frames_decoded = report->frames_decoded;
+    end.decode_errors = report->decode_errors;
   }
-  out["jobs"] = nlohmann::json::array();
-  for (uint64_t id : st.store->job_ids())
-    out["jobs"].push_back(describe_job(id));
-  return out.dump();
+  if (auto r = store.finish_video(f.video, end); !r)
+    spdlog::error("coordinator: {}", r.error());
+  if (f.state == video_state::done)
+    if (auto r = store.summarize_video(f.video); !r)
+      spdlog::error("coordinator: {}", r.error());
+  auto row = store.video(f.video);
+  if (!row || !*row) {
+    spdlog::error("coordinator: video {} {}, but its row cannot be read: {}", f.video, to_string(f.state),
+                  row ? "no such video" : row.error());
+    return {};
+  }
+  const uint64_t job = (*row)->job;
+  record_event(self->state, job, f.video, to_string(f.state), f.reason);
+  auto job_now = store.refresh_job_state(job);
+  spdlog::info("coordinator: video {} {} ({} frames); job {} {}", f.video, to_string(f.state),
+               end.frames_total, job, job_now ? to_string(*job_now) : job_now.error());
+  return {};
+}
+
+sched_commands run(coord_ptr self, const sched::arm_tick& t, const video_report*) {
+  const uint64_t now = self->state.clock.now_ns();
+  const auto delay = std::chrono::nanoseconds(t.at_ns > now ? t.at_ns - now : 0);
+  self->delayed_send(self, delay, tick_atom::value);
+  return {};
+}
+
+/// Carries out commands in order, and the commands that carrying them out
+/// produces (an assignment that cannot be recorded is requeued).
+void carry_out(coord_ptr self, sched_commands cmds, const video_report* report) {
+  for (std::size_t i = 0; i < cmds.size(); ++i) {
+    const sched_command c = std::move(cmds[i]);
+    auto more = std::visit([&](const auto& x) { return run(self, x, report); }, c);
+    cmds.insert(cmds.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  }
+}
+
+// -- queries --------------------------------------------------------------------------------
+
+/// Live progress of running videos from their node's last status: the
+/// slowest consumer's position, and the video's total as probed.
+void add_live_progress(const coordinator_state& st, job_status& js) {
+  for (auto& v : js.videos) {
+    if (v.state != video_state::running)
+      continue;
+    auto n = st.nodes.find(v.node);
+    if (n == st.nodes.end())
+      continue;
+    const std::string id = "video:" + std::to_string(v.video);  // the node's id of the video's row
+    bool any = false;
+    for (const auto& e : n->second.status.entries) {
+      if (e.kind == actor_kind::video && e.id == id)
+        v.total = e.total;
+      if (e.kind == actor_kind::consumer && e.parent == id) {
+        v.position = any ? std::min(v.position, e.position) : e.position;
+        any = true;
+      }
+    }
+  }
+}
+
+caf::result<job_status> job_status_reply(coord_ptr self, uint64_t job) {
+  auto s = self->state.store->status_of_job(job);
+  if (!s)
+    return storage_error(s.error());
+  if (!*s)
+    return no_job(job);
+  add_live_progress(self->state, **s);
+  return std::move(**s);
+}
+
+caf::result<cluster_status> handle_status_all(coord_ptr self) {
+  auto ids = self->state.store->job_ids();
+  if (!ids)
+    return storage_error(ids.error());
+  cluster_status out;
+  for (uint64_t id : *ids) {
+    auto s = self->state.store->status_of_job(id);
+    if (!s)
+      return storage_error(s.error());
+    if (!*s)
+      continue;
+    add_live_progress(self->state, **s);
+    out.jobs.push_back(std::move(**s));
+  }
+  return out;
+}
+
+caf::result<job_results> handle_results(coord_ptr self, uint64_t job, bool frames) {
+  auto r = self->state.store->results_of_job(job, frames);
+  if (!r)
+    return storage_error(r.error());
+  if (!*r)
+    return no_job(job);
+  return std::move(**r);
+}
+
+cluster_tree handle_tree(coord_ptr self) {
+  auto& st = self->state;
+  cluster_tree t;
+  tree_entry c;
+  c.id = "coordinator";
+  c.kind = actor_kind::coordinator;
+  c.name = "coordinator";
+  c.state = actor_state::running;
+  c.pid = static_cast<uint32_t>(getpid());
+  c.position = static_cast<int64_t>(st.sched->queued());
+  t.entries.push_back(std::move(c));
+  for (const auto& [name, n] : st.nodes)
+    t.entries.insert(t.entries.end(), n.status.entries.begin(), n.status.entries.end());
+  return t;
+}
+
+cluster_nodes handle_nodes(coord_ptr self) {
+  cluster_nodes out;
+  for (const auto& [name, n] : self->state.nodes) {
+    node_row r;
+    r.name = name;
+    r.host = n.info.host;
+    r.cores = n.info.cores;
+    r.shm_budget = n.info.shm_budget;
+    r.version = n.info.version;
+    r.pid = n.info.pid;
+    r.running = self->state.sched->running_on(name);
+    out.nodes.push_back(std::move(r));
+  }
+  return out;
+}
+
+// -- jobs -------------------------------------------------------------------------------------
+
+caf::error check_spec(const job_spec& spec) {
+  if (spec.inputs.empty())
+    return make_error(errc::invalid_request, "no input videos given");
+  if (spec.analyzers.empty())
+    return make_error(errc::invalid_request, "no analyzers given");
+  for (const auto& a : spec.analyzers)
+    if (!analysis::is_analyzer(a))
+      return make_error(errc::invalid_request,
+                        "unknown analyzer '" + a + "' (known: " + analysis::analyzer_list() + ")");
+  return {};
+}
+
+caf::result<uint64_t> handle_submit(coord_ptr self, job_spec& spec) {
+  auto& st = self->state;
+  if (auto e = check_spec(spec))
+    return e;
+  std::sort(spec.analyzers.begin(), spec.analyzers.end());
+  spec.analyzers.erase(std::unique(spec.analyzers.begin(), spec.analyzers.end()), spec.analyzers.end());
+  spec.stride = std::max<uint32_t>(1, spec.stride);
+  auto created = st.store->create_job(spec);
+  if (!created)
+    return storage_error(created.error());
+  record_event(st, created->job, 0, "submitted", std::to_string(spec.inputs.size()) + " videos");
+  spdlog::info("coordinator: job {} submitted: {} videos", created->job, spec.inputs.size());
+  carry_out(self, st.sched->on_submit(created->videos));
+  return created->job;
+}
+
+caf::result<job_status> handle_cancel(coord_ptr self, uint64_t job) {
+  auto& st = self->state;
+  auto state = st.store->state_of_job(job);
+  if (!state)
+    return storage_error(state.error());
+  if (!*state)
+    return no_job(job);
+  auto videos = st.store->videos_of(job);
+  if (!videos)
+    return storage_error(videos.error());
+  if (auto r = st.store->cancel_job(job); !r)
+    return storage_error(r.error());
+  record_event(st, job, 0, "cancelled", "");
+  std::vector<uint64_t> ids;
+  for (const auto& v : *videos)
+    ids.push_back(v.id);
+  carry_out(self, st.sched->on_cancel(ids));
+  spdlog::info("coordinator: job {} cancelled", job);
+  return job_status_reply(self, job);
+}
+
+// -- nodes ------------------------------------------------------------------------------------
+
+// `name` by value: callers pass the key of the entry this erases.
+void node_lost(coord_ptr self, std::string name, const std::string& why) {
+  auto& st = self->state;
+  if (st.nodes.erase(name) == 0)
+    return;
+  spdlog::warn("coordinator: node {} lost ({}); {} videos to reassign", name, why,
+               st.sched->running_on(name));
+  carry_out(self, st.sched->on_node_lost(name));
+}
+
+node_welcome handle_register(coord_ptr self, node_info& info, node_actor& handle) {
+  auto& st = self->state;
+  if (auto old = st.nodes.find(info.name); old != st.nodes.end() && old->second.handle != handle)
+    node_lost(self, info.name, "re-registered");
+  self->monitor(handle);
+  auto& n = st.nodes[info.name];
+  n.handle = handle;
+  n.info = info;
+  spdlog::info("coordinator: node {} registered ({} cores, shm budget {} MiB, pid {}, {} videos running)",
+               info.name, info.cores, info.shm_budget >> 20, info.pid, info.running.size());
+  carry_out(self, st.sched->on_node_registered(info.name, info.cores, info.running));
+  return node_welcome{version};
+}
+
+void handle_down(coord_ptr self, const caf::down_msg& dm) {
+  for (const auto& [name, n] : self->state.nodes)
+    if (n.handle.address() == dm.source) {
+      node_lost(self, name, caf::to_string(dm.reason));
+      return;
+    }
+}
+
+void handle_node_status(coord_ptr self, node_status& s) {
+  if (auto n = self->state.nodes.find(s.node); n != self->state.nodes.end())
+    n->second.status = std::move(s);
+}
+
+// -- results and reports ----------------------------------------------------------------------
+
+caf::result<batch_ack> handle_batch(coord_ptr self, const result_batch& b) {
+  auto& st = self->state;
+  if (!st.sched->accepts(b.video, b.epoch, b.node)) {
+    spdlog::warn("coordinator: rejected results for video {} epoch {} from node {}: not its assignment",
+                 b.video, b.epoch, b.node);
+    return make_error(errc::stale_epoch, "video " + std::to_string(b.video) + " epoch " +
+                                             std::to_string(b.epoch) + " is not assigned to " + b.node);
+  }
+  auto row = st.store->video(b.video);
+  if (!row)
+    return storage_error(row.error());
+  if (!*row)
+    return make_error(errc::not_found, "no video " + std::to_string(b.video));
+  const video_row& v = **row;
+  if (std::find(v.analyzers.begin(), v.analyzers.end(), b.analyzer) == v.analyzers.end())
+    return make_error(errc::invalid_request,
+                      "video " + std::to_string(b.video) + " has no analyzer " + b.analyzer);
+  for (const auto& f : b.frames)
+    if (f.frame < 0) {
+      spdlog::warn("coordinator: rejected results for video {} from {}: negative frame {}", b.video, b.node,
+                   f.frame);
+      return make_error(errc::invalid_request, "negative frame index " + std::to_string(f.frame));
+    }
+  auto mark = st.store->upsert(b, v.stride);
+  if (!mark)
+    return storage_error(mark.error());
+  batch_ack ack;
+  ack.video = b.video;
+  ack.analyzer = b.analyzer;
+  ack.watermark = *mark;
+  ack.stored = b.frames.size();
+  return ack;
+}
+
+caf::result<caf::ok_atom> handle_report(coord_ptr self, const video_report& r) {
+  auto& st = self->state;
+  if (st.sched->accepts(r.video, r.epoch, r.node)) {
+    spdlog::info("coordinator: node {} reports video {}: {}{}{}", r.node, r.video, to_string(r.outcome),
+                 r.error.empty() ? "" : ": ", r.error);
+    carry_out(self, st.sched->on_report(r.video, r.epoch, r.node, r.outcome, r.error), &r);
+    return caf::ok_atom::value;
+  }
+  auto row = st.store->video(r.video);
+  if (!row)
+    return storage_error(row.error());
+  if (!*row)
+    return make_error(errc::not_found, "no video " + std::to_string(r.video));
+  spdlog::info("coordinator: ignored report on video {} epoch {} from node {}: not its current assignment",
+               r.video, r.epoch, r.node);
+  return caf::ok_atom::value;  // an older assignment: nothing to record
+}
+
+// -- start ------------------------------------------------------------------------------------
+
+/// Videos unfinished at the last stop: queued ones queue again, running ones
+/// wait (restart grace) for their node to re-register and claim them.
+void restore(coord_ptr self) {
+  auto& st = self->state;
+  auto rows = st.store->unfinished_videos();
+  if (!rows) {
+    spdlog::error("coordinator: cannot reload unfinished videos: {}", rows.error());
+    return;
+  }
+  std::vector<restored_video> videos;
+  std::size_t running = 0;
+  for (const auto& v : *rows) {
+    videos.push_back(restored_video{v.id, v.state, v.node, v.epoch, v.start_frame});
+    running += v.state == video_state::running ? 1 : 0;
+  }
+  if (!videos.empty())
+    spdlog::info("coordinator: reloaded {} queued and {} running videos from the job store",
+                 videos.size() - running, running);
+  carry_out(self, st.sched->restore(videos));
+}
+
+coordinator_actor::behavior_type coordinator(coord_ptr self,
+                                             const std::shared_ptr<std::unique_ptr<job_store>>& holder) {
+  auto& st = self->state;
+  st.store = std::move(*holder);
+  st.resume = std::make_unique<store_resume_points>(*st.store);
+  st.sched = std::make_unique<scheduler>(st.clock, *st.resume);
+  guarded("coordinator: restore", [&] { restore(self); });
+  self->set_down_handler(
+      [self](caf::down_msg& dm) { guarded("coordinator: down", [&] { handle_down(self, dm); }); });
+  return {
+      [self](job_spec& s) { return guarded("coordinator: submit", [&] { return handle_submit(self, s); }); },
+      [self](status_atom) { return guarded("coordinator: status", [&] { return handle_status_all(self); }); },
+      [self](status_atom, uint64_t job) {
+        return guarded("coordinator: status", [&] { return job_status_reply(self, job); });
+      },
+      [self](results_atom, uint64_t job, bool frames) {
+        return guarded("coordinator: results", [&] { return handle_results(self, job, frames); });
+      },
+      [self](tree_atom) {
+        return guarded("coordinator: tree", [&]() -> caf::result<cluster_tree> { return handle_tree(self); });
+      },
+      [self](nodes_atom) {
+        return guarded("coordinator: nodes",
+                       [&]() -> caf::result<cluster_nodes> { return handle_nodes(self); });
+      },
+      [self](cancel_atom, uint64_t job) {
+        return guarded("coordinator: cancel", [&] { return handle_cancel(self, job); });
+      },
+      [self](node_info& info, node_actor& handle) {
+        return guarded("coordinator: register",
+                       [&]() -> caf::result<node_welcome> { return handle_register(self, info, handle); });
+      },
+      [self](result_batch& b) {
+        return guarded("coordinator: results batch", [&] { return handle_batch(self, b); });
+      },
+      [self](video_report& r) {
+        return guarded("coordinator: report", [&] { return handle_report(self, r); });
+      },
+      [self](node_status& s) { guarded("coordinator: node status", [&] { handle_node_status(self, s); }); },
+      [self](tick_atom) {
+        guarded("coordinator: tick", [&] { carry_out(self, self->state.sched->on_tick()); });
+      },
+  };
 }
 
 }  // namespace
 
 coordinator_actor spawn_coordinator(caf::actor_system& sys, std::unique_ptr<job_store> store) {
-  // The store moves into the actor's state through a shared holder (message
+  // The store moves into the actor's state through a shared holder (spawn
   // arguments must be copyable).
   auto holder = std::make_shared<std::unique_ptr<job_store>>(std::move(store));
-  return sys.spawn<caf::detached>([holder](coord_ptr self) -> coordinator_actor::behavior_type {
-    auto& st = self->state;
-    st.store = std::move(*holder);
-    // Videos that were running when the coordinator stopped keep their
-    // assignment for a grace period: the node that runs them re-registers and
-    // claims them, and their work goes on. Unclaimed ones are queued again from
-    // their watermark with a new epoch.
-    const uint64_t grace = monotonic_ns() + 10'000'000'000ull;
-    for (const auto& v : st.store->unfinished_videos()) {
-      if (v.state == "running")
-        st.awaiting[v.id] = grace;
-      else
-        st.queue.push_back(v.id);
-    }
-    self->send(self, tick_atom::value);
-    if (!st.queue.empty() || !st.awaiting.empty())
-      spdlog::info("coordinator: reloaded {} queued and {} running videos from the job store", st.queue.size(),
-                   st.awaiting.size());
-    self->set_down_handler([self](caf::down_msg& dm) {
-      for (auto& [name, n] : self->state.nodes)
-        if (n.handle.address() == dm.source) {
-          on_node_lost(self, name, caf::to_string(dm.reason));
-          return;
-        }
-    });
-    return {
-        [self](job_spec& spec) -> caf::result<uint64_t> {
-          auto& st = self->state;
-          if (spec.inputs.empty())
-            return make_error(errc::invalid_request, "no input videos given");
-          if (spec.analyzers.empty())
-            return make_error(errc::invalid_request, "no analyzers given");
-          for (const auto& a : spec.analyzers)
-            if (!analysis::is_analyzer(a)) {
-              std::string known;
-              for (const auto& n : analysis::analyzer_names())
-                known += (known.empty() ? "" : ", ") + n;
-              return make_error(errc::invalid_request, "unknown analyzer '" + a + "' (known: " + known + ")");
-            }
-          std::sort(spec.analyzers.begin(), spec.analyzers.end());
-          spec.analyzers.erase(std::unique(spec.analyzers.begin(), spec.analyzers.end()), spec.analyzers.end());
-          spec.stride = std::max<uint32_t>(1, spec.stride);
-          const uint64_t job = st.store->create_job(spec);
-          for (const auto& v : st.store->videos_of(job))
-            st.queue.push_back(v.id);
-          st.store->event(job, 0, "submitted", std::to_string(spec.inputs.size()) + " videos");
-          spdlog::info("coordinator: job {} submitted: {} videos", job, spec.inputs.size());
-          schedule(self);
-          return job;
-        },
-        [self](status_atom, uint64_t job) -> caf::result<std::string> {
-          auto s = status_json(self, job);
-          if (s.empty())
-            return make_error(errc::not_found, "no job " + std::to_string(job));
-          return s;
-        },
-        [self](results_atom, uint64_t job, bool frames) -> caf::result<std::string> {
-          if (self->state.store->job_state(job).empty())
-            return make_error(errc::not_found, "no job " + std::to_string(job));
-          return self->state.store->results_json(job, frames).dump();
-        },
-        [self](tree_atom) -> std::string {
-          auto& st = self->state;
-          nlohmann::json rows = nlohmann::json::array();
-          tree_entry c;
-          c.id = "coordinator";
-          c.kind = "coordinator";
-          c.name = "coordinator";
-          c.state = "running";
-          c.pid = static_cast<uint32_t>(getpid());
-          c.position = static_cast<int64_t>(st.queue.size());
-          rows.push_back(entry_json(c));
-          for (const auto& [name, n] : st.nodes)
-            for (const auto& e : n.status.entries)
-              rows.push_back(entry_json(e));
-          return nlohmann::json{{"entries", rows}}.dump();
-        },
-        [self](nodes_atom) -> std::string {
-          nlohmann::json arr = nlohmann::json::array();
-          for (const auto& [name, n] : self->state.nodes)
-            arr.push_back({{"name", name},
-                           {"host", n.info.host},
-                           {"cores", n.info.cores},
-                           {"shm_budget", n.info.shm_budget},
-                           {"version", n.info.version},
-                           {"pid", n.info.pid},
-                           {"running", n.running.size()}});
-          return nlohmann::json{{"nodes", arr}}.dump();
-        },
-        [self](cancel_atom, uint64_t job) -> caf::result<std::string> {
-          auto& st = self->state;
-          if (st.store->job_state(job).empty())
-            return make_error(errc::not_found, "no job " + std::to_string(job));
-          for (const auto& v : st.store->videos_of(job))
-            if (v.state == "running")
-              if (auto n = st.nodes.find(v.node); n != st.nodes.end()) {
-                self->send(n->second.handle, cancel_atom::value, v.id);
-                n->second.running.erase(v.id);
-              }
-          st.store->cancel_job(job);
-          st.store->event(job, 0, "cancelled", "");
-          schedule(self);
-          return nlohmann::json{{"job", job}, {"state", st.store->job_state(job)}}.dump();
-        },
-        [self](node_info& info, node_actor& handle) -> node_welcome {
-          auto& st = self->state;
-          if (auto old = st.nodes.find(info.name); old != st.nodes.end() && old->second.handle != handle)
-            on_node_lost(self, info.name, "re-registered");
-          self->monitor(handle);
-          auto& n = st.nodes[info.name];
-          n.handle = handle;
-          n.info = info;
-          // A node that still runs videos from before a coordinator restart:
-          // their assignments were revoked at restart; tell it to drop them.
-          for (uint64_t id : info.running) {
-            auto v = st.store->video(id);
-            if (v && v->state == "running" && v->node == info.name) {
-              n.running.insert(id);
-              if (st.awaiting.erase(id))
-                spdlog::info("coordinator: node {} still runs video {}; it goes on", info.name, id);
-            } else {
-              self->send(handle, cancel_atom::value, id);
-            }
-          }
-          // Videos this node ran before but no longer has: no need to wait.
-          for (auto it = st.awaiting.begin(); it != st.awaiting.end();) {
-            auto v = st.store->video(it->first);
-            if (v && v->node == info.name) {
-              requeue(self, *v, "node " + info.name + " no longer runs it");
-              it = st.awaiting.erase(it);
-            } else {
-              ++it;
-            }
-          }
-          spdlog::info("coordinator: node {} registered ({} cores, shm budget {} MiB, pid {})", info.name,
-                       info.cores, info.shm_budget >> 20, info.pid);
-          schedule(self);
-          return node_welcome{version};
-        },
-        [self](result_batch& b) -> caf::result<batch_ack> {
-          auto& st = self->state;
-          auto v = st.store->video(b.video);
-          if (!v || v->state != "running" || v->epoch != b.epoch || v->node != b.node) {
-            spdlog::warn("coordinator: rejected results for video {} epoch {} from node {}: not its assignment",
-                         b.video, b.epoch, b.node);
-            return make_error(errc::stale_epoch, "video " + std::to_string(b.video) + " epoch " +
-                                                     std::to_string(b.epoch) + " is not assigned to " + b.node);
-          }
-          if (std::find(v->analyzers.begin(), v->analyzers.end(), b.analyzer) == v->analyzers.end())
-            return make_error(errc::invalid_request, "video " + std::to_string(b.video) + " has no analyzer " +
-                                                         b.analyzer);
-          for (const auto& f : b.frames)
-            if (f.frame < 0) {
-              spdlog::warn("coordinator: rejected results for video {} from {}: negative frame {}", b.video, b.node,
-                           f.frame);
-              return make_error(errc::invalid_request, "negative frame index " + std::to_string(f.frame));
-            }
-          batch_ack ack;
-          ack.video = b.video;
-          ack.analyzer = b.analyzer;
-          ack.watermark = st.store->upsert(b, v->stride);
-          ack.stored = b.frames.size();
-          return ack;
-        },
-        [self](video_report& r) -> caf::result<caf::ok_atom> {
-          auto& st = self->state;
-          auto v = st.store->video(r.video);
-          if (!v)
-            return make_error(errc::not_found, "no video " + std::to_string(r.video));
-          if (v->state != "running" || v->epoch != r.epoch)
-            return caf::ok_atom::value;  // an old assignment: nothing to record
-          if (r.escalated) {
-            // Failed on that node: another node may try, from the watermark.
-            st.avoid[r.video].insert(r.node);
-            bool other = false;
-            for (const auto& [name, n] : st.nodes)
-              other |= !st.avoid[r.video].count(name);
-            if (other) {
-              requeue(self, *v, r.error);
-              schedule(self);
-              return caf::ok_atom::value;
-            }
-          }
-          if (r.retry) {
-            requeue(self, *v, r.error);
-            if (auto n = st.nodes.find(r.node); n != st.nodes.end())
-              n->second.full = true;
-            schedule(self);
-            return caf::ok_atom::value;
-          }
-          st.store->finish_video(r);
-          if (r.ok)
-            st.store->summarize_video(r.video);
-          st.store->event(v->job, v->id, r.ok ? "done" : "failed", r.ok ? "" : r.error);
-          finish_bookkeeping(self, r.video);
-          auto job_state = st.store->refresh_job_state(v->job);
-          spdlog::info("coordinator: video {} {} on {} ({} frames); job {} {}", r.video, r.ok ? "done" : "failed",
-                       r.node, r.frames_total, v->job, job_state);
-          schedule(self);
-          return caf::ok_atom::value;
-        },
-        [self](tick_atom) {
-          auto& st = self->state;
-          const uint64_t now = monotonic_ns();
-          bool changed = false;
-          for (auto it = st.awaiting.begin(); it != st.awaiting.end();) {
-            if (now < it->second) {
-              ++it;
-              continue;
-            }
-            if (auto v = st.store->video(it->first); v && v->state == "running")
-              requeue(self, *v, "its node did not come back after the coordinator restarted");
-            it = st.awaiting.erase(it);
-            changed = true;
-          }
-          if (changed)
-            schedule(self);
-          if (!st.awaiting.empty())
-            self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
-        },
-        [self](node_status& s) {
-          if (auto n = self->state.nodes.find(s.node); n != self->state.nodes.end())
-            n->second.status = std::move(s);
-        },
-    };
-  });
+  return sys.spawn<caf::detached>(coordinator, std::move(holder));
 }
 
 }  // namespace framehive

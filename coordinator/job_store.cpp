@@ -2,100 +2,27 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <stdexcept>
 
 namespace framehive {
 
 namespace {
 
-/// One prepared statement; finalized by its destructor.
-class stmt {
- public:
-  stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
-      throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db) + " in: " + sql);
-  }
-  ~stmt() { sqlite3_finalize(s_); }
-  stmt(const stmt&) = delete;
-  stmt& operator=(const stmt&) = delete;
+// -- schema and statements ------------------------------------------------------------
 
-  stmt& bind(int i, int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
-    return *this;
-  }
-  stmt& bind(int i, uint64_t v) { return bind(i, static_cast<int64_t>(v)); }
-  stmt& bind(int i, uint32_t v) { return bind(i, static_cast<int64_t>(v)); }
-  stmt& bind(int i, double v) {
-    sqlite3_bind_double(s_, i, v);
-    return *this;
-  }
-  stmt& bind(int i, const std::string& v) {
-    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  bool step() {
-    int rc = sqlite3_step(s_);
-    if (rc == SQLITE_ROW)
-      return true;
-    if (rc != SQLITE_DONE)
-      throw std::runtime_error(std::string("sqlite step: ") + sqlite3_errmsg(db_));
-    return false;
-  }
-  void run() {
-    step();
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-  }
-  int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
-  double dbl(int c) const { return sqlite3_column_double(s_, c); }
-  std::string text(int c) const {
-    auto* p = sqlite3_column_text(s_, c);
-    return p ? reinterpret_cast<const char*>(p) : "";
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* s_ = nullptr;
-};
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v)
-    s += (s.empty() ? "" : ",") + x;
-  return s;
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> v;
-  std::string cur;
-  for (char c : s) {
-    if (c == ',') {
-      if (!cur.empty())
-        v.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  if (!cur.empty())
-    v.push_back(cur);
-  return v;
-}
-
-const char* schema = R"sql(
+// Inputs are BLOBs: bytes, stored and returned exactly. Databases created
+// before that have `input TEXT`; SQLite stores what it is given in either
+// column, and rows are read as bytes, so both kinds of databases work.
+constexpr const char* schema = R"sql(
 PRAGMA journal_mode=WAL;
 PRAGMA synchronous=NORMAL;
 CREATE TABLE IF NOT EXISTS jobs(
   id INTEGER PRIMARY KEY, created REAL, state TEXT NOT NULL, analyzers TEXT NOT NULL,
   stride INTEGER NOT NULL, finished REAL);
 CREATE TABLE IF NOT EXISTS videos(
-  id INTEGER PRIMARY KEY, job INTEGER NOT NULL REFERENCES jobs(id), input TEXT NOT NULL,
+  id INTEGER PRIMARY KEY, job INTEGER NOT NULL REFERENCES jobs(id), input BLOB NOT NULL,
   state TEXT NOT NULL, node TEXT, epoch INTEGER NOT NULL DEFAULT 0, start_frame INTEGER NOT NULL DEFAULT 0,
   frames_total INTEGER NOT NULL DEFAULT 0, frames_decoded INTEGER NOT NULL DEFAULT 0,
   decode_errors INTEGER NOT NULL DEFAULT 0, error TEXT);
@@ -115,9 +42,226 @@ CREATE TABLE IF NOT EXISTS events(
   id INTEGER PRIMARY KEY, ts REAL, job INTEGER, video INTEGER, kind TEXT, message TEXT);
 )sql";
 
+constexpr const char* sql_insert_job =
+    "INSERT INTO jobs(created, state, analyzers, stride) VALUES(?, ?, ?, ?)";
+constexpr const char* sql_insert_video = "INSERT INTO videos(job, input, state) VALUES(?, ?, ?)";
+constexpr const char* sql_videos_of_job =
+    "SELECT v.id, v.job, v.input, v.state, COALESCE(v.node,''), v.epoch, v.start_frame, v.frames_total, "
+    "v.frames_decoded, v.decode_errors, COALESCE(v.error,''), j.analyzers, j.stride "
+    "FROM videos v JOIN jobs j ON j.id = v.job WHERE v.job = ? ORDER BY v.id";
+constexpr const char* sql_video_by_id =
+    "SELECT v.id, v.job, v.input, v.state, COALESCE(v.node,''), v.epoch, v.start_frame, v.frames_total, "
+    "v.frames_decoded, v.decode_errors, COALESCE(v.error,''), j.analyzers, j.stride "
+    "FROM videos v JOIN jobs j ON j.id = v.job WHERE v.id = ?";
+constexpr const char* sql_unfinished_videos =
+    "SELECT v.id, v.job, v.input, v.state, COALESCE(v.node,''), v.epoch, v.start_frame, v.frames_total, "
+    "v.frames_decoded, v.decode_errors, COALESCE(v.error,''), j.analyzers, j.stride "
+    "FROM videos v JOIN jobs j ON j.id = v.job "
+    "WHERE v.state IN ('queued', 'running') ORDER BY v.id";
+constexpr const char* sql_job_ids = "SELECT id FROM jobs ORDER BY id";
+constexpr const char* sql_job_state = "SELECT state FROM jobs WHERE id = ?";
+constexpr const char* sql_assign_video =
+    "UPDATE videos SET state = 'running', node = ?, epoch = ?, start_frame = ? WHERE id = ?";
+constexpr const char* sql_insert_assignment =
+    "INSERT OR REPLACE INTO assignments(video, epoch, node, start_frame, created) VALUES(?, ?, ?, ?, ?)";
+constexpr const char* sql_job_running =
+    "UPDATE jobs SET state = 'running' WHERE id = (SELECT job FROM videos WHERE id = ?) AND state = 'queued'";
+constexpr const char* sql_requeue_video =
+    "UPDATE videos SET state = 'queued', node = NULL, start_frame = ? WHERE id = ? AND state = 'running'";
+constexpr const char* sql_requeue_event =
+    "INSERT INTO events(ts, job, video, kind, message) "
+    "SELECT ?, job, id, 'requeued', ? FROM videos WHERE id = ?";
+constexpr const char* sql_finish_video =
+    "UPDATE videos SET state = ?, frames_total = ?, frames_decoded = ?, decode_errors = ?, error = ? "
+    "WHERE id = ? AND state = 'running'";
+constexpr const char* sql_cancel_videos =
+    "UPDATE videos SET state = 'cancelled' WHERE job = ? AND state IN ('queued', 'running')";
+constexpr const char* sql_cancel_job =
+    "UPDATE jobs SET state = 'cancelled', finished = ? WHERE id = ? AND state IN ('queued', 'running')";
+constexpr const char* sql_any_unfinished =
+    "SELECT 1 FROM videos WHERE job = ? AND state IN ('queued', 'running') LIMIT 1";
+constexpr const char* sql_any_failed = "SELECT 1 FROM videos WHERE job = ? AND state = 'failed' LIMIT 1";
+constexpr const char* sql_any_running = "SELECT 1 FROM videos WHERE job = ? AND state = 'running' LIMIT 1";
+constexpr const char* sql_set_job_state = "UPDATE jobs SET state = ?, finished = ? WHERE id = ?";
+constexpr const char* sql_upsert_result =
+    "INSERT INTO results(video, analyzer, frame, pts, node, data) VALUES(?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(video, analyzer, frame) DO UPDATE SET pts = excluded.pts, node = excluded.node, "
+    "data = excluded.data";
+constexpr const char* sql_frames_after =
+    "SELECT frame FROM results WHERE video = ? AND analyzer = ? AND frame > ? ORDER BY frame";
+constexpr const char* sql_set_watermark =
+    "INSERT INTO watermarks(video, analyzer, watermark) VALUES(?, ?, ?) "
+    "ON CONFLICT(video, analyzer) DO UPDATE SET watermark = MAX(watermark, excluded.watermark)";
+constexpr const char* sql_watermark = "SELECT watermark FROM watermarks WHERE video = ? AND analyzer = ?";
+constexpr const char* sql_frame_data =
+    "SELECT frame, data FROM results WHERE video = ? AND analyzer = ? ORDER BY frame";
+constexpr const char* sql_frame_rows =
+    "SELECT frame, pts, data FROM results WHERE video = ? AND analyzer = ? ORDER BY frame";
+constexpr const char* sql_result_nodes =
+    "SELECT DISTINCT COALESCE(node, '') FROM results WHERE video = ? AND analyzer = ? ORDER BY 1";
+constexpr const char* sql_put_summary =
+    "INSERT OR REPLACE INTO summaries(video, analyzer, data) VALUES(?, ?, ?)";
+constexpr const char* sql_summary = "SELECT data FROM summaries WHERE video = ? AND analyzer = ?";
+constexpr const char* sql_insert_event =
+    "INSERT INTO events(ts, job, video, kind, message) VALUES(?, ?, ?, ?, ?)";
+
+// -- helpers ----------------------------------------------------------------------------
+
+/// Wall time for the records' timestamps (never for decisions).
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v)
+    s += (s.empty() ? "" : ",") + x;
+  return s;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> v;
+  std::size_t from = 0;
+  while (from <= s.size()) {
+    const std::size_t comma = std::min(s.find(',', from), s.size());
+    if (comma > from)
+      v.push_back(s.substr(from, comma - from));
+    from = comma + 1;
+  }
+  return v;
+}
+
+/// A string bound as a BLOB: bytes that are not text (inputs, messages that quote them).
+struct blob {
+  const std::string& bytes;
+};
+
+std::string sqlite_error(sqlite3* db, std::string_view what) {
+  return "job store: " + std::string(what) + ": " + sqlite3_errmsg(db);
+}
+
 }  // namespace
 
-result<std::unique_ptr<job_store>, std::string> job_store::open(const std::string& dir) {
+// -- query: one use of a prepared statement --------------------------------------------
+
+/// Binds on the way in, steps, reads columns; resets the statement when
+/// destroyed (so a cached statement never holds a read transaction open).
+class job_store::query {
+ public:
+  query(sqlite3* db, sqlite3_stmt* s, bool* busy) noexcept : db_(db), s_(s), busy_(busy) {}
+  query(query&& o) noexcept : db_(o.db_), s_(o.s_), busy_(o.busy_), bind_rc_(o.bind_rc_) { o.s_ = nullptr; }
+  query& operator=(query&&) = delete;
+  ~query() {
+    if (!s_)
+      return;
+    if (busy_) {  // cached: keep it for the next use
+      sqlite3_reset(s_);
+      sqlite3_clear_bindings(s_);
+      *busy_ = false;
+    } else {
+      sqlite3_finalize(s_);
+    }
+  }
+
+  void bind(int i, int64_t v) { check(sqlite3_bind_int64(s_, i, v)); }
+  void bind(int i, uint64_t v) { bind(i, static_cast<int64_t>(v)); }
+  void bind(int i, uint32_t v) { bind(i, static_cast<int64_t>(v)); }
+  void bind(int i, int v) { bind(i, static_cast<int64_t>(v)); }
+  void bind(int i, double v) { check(sqlite3_bind_double(s_, i, v)); }
+  void bind(int i, const std::string& v) {
+    check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+  }
+  void bind(int i, const char* v) { check(sqlite3_bind_text(s_, i, v, -1, SQLITE_TRANSIENT)); }
+  void bind(int i, blob v) {
+    // A zero-length blob with a null pointer would bind NULL; the columns are NOT NULL.
+    check(sqlite3_bind_blob(s_, i, v.bytes.empty() ? "" : v.bytes.data(), static_cast<int>(v.bytes.size()),
+                            SQLITE_TRANSIENT));
+  }
+
+  template <class... Args>
+  void bind_all(const Args&... args) {
+    int i = 0;
+    (bind(++i, args), ...);
+  }
+
+  /// True for a row, false at the end.
+  store_result<bool> step() {
+    if (bind_rc_ != SQLITE_OK)
+      return std::string("job store: bind: ") + sqlite3_errstr(bind_rc_) + " in: " + sqlite3_sql(s_);
+    const int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW)
+      return true;
+    if (rc == SQLITE_DONE)
+      return false;
+    return sqlite_error(db_, std::string("step: ") + sqlite3_sql(s_));
+  }
+
+  /// Steps to the end (for statements that return no rows).
+  store_status finish() {
+    for (;;) {
+      auto r = step();
+      if (!r)
+        return r.error();
+      if (!*r)
+        return unit{};
+    }
+  }
+
+  int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
+  /// The column's bytes exactly (TEXT or BLOB, embedded NULs included).
+  std::string bytes(int c) const {
+    const void* p = sqlite3_column_blob(s_, c);
+    const int n = sqlite3_column_bytes(s_, c);
+    return p ? std::string(static_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK)
+      bind_rc_ = rc;
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* s_;
+  bool* busy_;  ///< the cache's flag, or nullptr for a statement of its own
+  int bind_rc_ = SQLITE_OK;
+};
+
+namespace {
+
+/// A video row from the columns of sql_video_*; an unknown state is an error for this row.
+store_result<video_row> read_video(const std::string& state_text, video_row r) {
+  if (!from_string(state_text, r.state))
+    return "job store: video " + std::to_string(r.id) + " has an unknown state '" + state_text + "'";
+  return r;
+}
+
+}  // namespace
+
+// -- transaction -----------------------------------------------------------------------
+
+transaction::~transaction() {
+  if (!db_)
+    return;
+  // If SQLite already rolled the whole transaction back (some errors do), the
+  // savepoint is gone and these fail harmlessly.
+  sqlite3_exec(db_, "ROLLBACK TO framehive_tx", nullptr, nullptr, nullptr);
+  sqlite3_exec(db_, "RELEASE framehive_tx", nullptr, nullptr, nullptr);
+}
+
+store_status transaction::commit() {
+  if (!db_)
+    return std::string("job store: commit of a finished transaction");
+  sqlite3* db = db_;
+  if (sqlite3_exec(db, "RELEASE framehive_tx", nullptr, nullptr, nullptr) != SQLITE_OK)
+    return sqlite_error(db, "commit");  // still open: the destructor rolls back
+  db_ = nullptr;
+  return unit{};
+}
+
+// -- opening ---------------------------------------------------------------------------
+
+store_result<std::unique_ptr<job_store>> job_store::open(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec)
@@ -131,262 +275,464 @@ result<std::unique_ptr<job_store>, std::string> job_store::open(const std::strin
   }
   sqlite3_busy_timeout(db, 5000);
   std::unique_ptr<job_store> s(new job_store(db));
-  try {
-    s->exec(schema);
-  } catch (const std::exception& e) {
-    return std::string("cannot initialise ") + path + ": " + e.what();
-  }
+  if (auto r = s->exec(schema); !r)
+    return "cannot initialise " + path + ": " + r.error();
   return s;
 }
 
-job_store::~job_store() { sqlite3_close(db_); }
+job_store::~job_store() {
+  for (auto& [sql, c] : cache_)
+    sqlite3_finalize(c.stmt);
+  sqlite3_close(db_);
+}
 
-void job_store::exec(const char* sql) {
+store_status job_store::exec(const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
+    std::string msg = "job store: " + std::string(err ? err : sqlite3_errmsg(db_));
     sqlite3_free(err);
-    throw std::runtime_error("sqlite: " + msg);
+    return msg;
   }
+  return unit{};
 }
 
-uint64_t job_store::create_job(const job_spec& spec) {
-  exec("BEGIN");
-  stmt j(db_, "INSERT INTO jobs(created, state, analyzers, stride) VALUES(?, 'queued', ?, ?)");
-  j.bind(1, now_s()).bind(2, join(spec.analyzers)).bind(3, spec.stride).run();
-  const auto job = static_cast<uint64_t>(sqlite3_last_insert_rowid(db_));
-  stmt v(db_, "INSERT INTO videos(job, input, state) VALUES(?, ?, 'queued')");
-  for (const auto& in : spec.inputs)
-    v.bind(1, job).bind(2, in).run();
-  exec("COMMIT");
-  return job;
+store_result<transaction> job_store::begin() {
+  if (auto r = exec("SAVEPOINT framehive_tx"); !r)
+    return r.error();
+  return transaction{db_};
 }
 
-std::vector<video_row> job_store::query_videos(const std::string& where, int64_t arg) {
-  std::string sql =
-      "SELECT v.id, v.job, v.input, v.state, COALESCE(v.node,''), v.epoch, v.start_frame, v.frames_total, "
-      "v.frames_decoded, v.decode_errors, COALESCE(v.error,''), j.analyzers, j.stride "
-      "FROM videos v JOIN jobs j ON j.id = v.job WHERE " + where + " ORDER BY v.id";
-  stmt q(db_, sql.c_str());
-  if (where.find('?') != std::string::npos)
-    q.bind(1, arg);
+store_result<job_store::query> job_store::prepare(std::string_view sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &s, nullptr) != SQLITE_OK)
+      return sqlite_error(db_, "prepare: " + std::string(sql));
+    it = cache_.emplace(sql, cached_statement{s, false}).first;
+  }
+  // A statement is cached once; a second use while the first is still
+  // stepping (a query inside a loop over the same query) gets its own.
+  cached_statement& c = it->second;
+  if (!c.busy) {
+    c.busy = true;
+    return query{db_, c.stmt, &c.busy};
+  }
+  sqlite3_stmt* own = nullptr;
+  if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &own, nullptr) != SQLITE_OK)
+    return sqlite_error(db_, "prepare: " + std::string(sql));
+  return query{db_, own, nullptr};
+}
+
+template <class... Args>
+store_status job_store::run(std::string_view sql, const Args&... args) {
+  auto q = prepare(sql);
+  if (!q)
+    return q.error();
+  q->bind_all(args...);
+  return q->finish();
+}
+
+// -- jobs and videos -------------------------------------------------------------------
+
+store_result<created_job> job_store::create_job(const job_spec& spec) {
+  auto tx = begin();
+  if (!tx)
+    return tx.error();
+  if (auto r = run(sql_insert_job, now_s(), to_string(job_state::queued), join(spec.analyzers), spec.stride);
+      !r)
+    return r.error();
+  created_job c;
+  c.job = static_cast<uint64_t>(sqlite3_last_insert_rowid(db_));
+  const std::string queued = to_string(video_state::queued);
+  for (const auto& in : spec.inputs) {
+    if (auto r = run(sql_insert_video, c.job, blob{in}, queued); !r)
+      return r.error();
+    c.videos.push_back(static_cast<uint64_t>(sqlite3_last_insert_rowid(db_)));
+  }
+  if (auto r = tx->commit(); !r)
+    return r.error();
+  return c;
+}
+
+store_result<std::vector<video_row>> job_store::query_videos(std::string_view sql,
+                                                             std::optional<int64_t> arg) {
+  auto q = prepare(sql);
+  if (!q)
+    return q.error();
+  if (arg)
+    q->bind_all(*arg);
   std::vector<video_row> out;
-  while (q.step()) {
+  for (;;) {
+    auto more = q->step();
+    if (!more)
+      return more.error();
+    if (!*more)
+      return out;
     video_row r;
-    r.id = static_cast<uint64_t>(q.i64(0));
-    r.job = static_cast<uint64_t>(q.i64(1));
-    r.input = q.text(2);
-    r.state = q.text(3);
-    r.node = q.text(4);
-    r.epoch = static_cast<uint64_t>(q.i64(5));
-    r.start_frame = q.i64(6);
-    r.frames_total = q.i64(7);
-    r.frames_decoded = q.i64(8);
-    r.decode_errors = q.i64(9);
-    r.error = q.text(10);
-    r.analyzers = split(q.text(11));
-    r.stride = static_cast<uint32_t>(q.i64(12));
-    out.push_back(std::move(r));
+    r.id = static_cast<uint64_t>(q->i64(0));
+    r.job = static_cast<uint64_t>(q->i64(1));
+    r.input = q->bytes(2);
+    r.node = q->bytes(4);
+    r.epoch = static_cast<uint64_t>(q->i64(5));
+    r.start_frame = q->i64(6);
+    r.frames_total = q->i64(7);
+    r.frames_decoded = q->i64(8);
+    r.decode_errors = q->i64(9);
+    r.error = q->bytes(10);
+    r.analyzers = split(q->bytes(11));
+    r.stride = static_cast<uint32_t>(std::max<int64_t>(1, q->i64(12)));
+    auto row = read_video(q->bytes(3), std::move(r));
+    if (!row)
+      return row.error();
+    out.push_back(std::move(*row));
   }
-  return out;
 }
 
-std::vector<video_row> job_store::videos_of(uint64_t job) {
-  return query_videos("v.job = ?", static_cast<int64_t>(job));
+store_result<std::vector<video_row>> job_store::videos_of(uint64_t job) {
+  return query_videos(sql_videos_of_job, static_cast<int64_t>(job));
 }
 
-std::optional<video_row> job_store::video(uint64_t id) {
-  auto v = query_videos("v.id = ?", static_cast<int64_t>(id));
-  if (v.empty())
-    return std::nullopt;
-  return v.front();
+store_result<std::optional<video_row>> job_store::video(uint64_t id) {
+  auto v = query_videos(sql_video_by_id, static_cast<int64_t>(id));
+  if (!v)
+    return v.error();
+  if (v->empty())
+    return std::optional<video_row>{};
+  return std::optional<video_row>{std::move(v->front())};
 }
 
-std::vector<video_row> job_store::unfinished_videos() {
-  return query_videos("v.state IN ('queued', 'running')", 0);
+store_result<std::vector<video_row>> job_store::unfinished_videos() {
+  return query_videos(sql_unfinished_videos, std::nullopt);
 }
 
-std::vector<uint64_t> job_store::job_ids() {
-  stmt q(db_, "SELECT id FROM jobs ORDER BY id");
+store_result<std::vector<uint64_t>> job_store::job_ids() {
+  auto q = prepare(sql_job_ids);
+  if (!q)
+    return q.error();
   std::vector<uint64_t> ids;
-  while (q.step())
-    ids.push_back(static_cast<uint64_t>(q.i64(0)));
-  return ids;
+  for (;;) {
+    auto more = q->step();
+    if (!more)
+      return more.error();
+    if (!*more)
+      return ids;
+    ids.push_back(static_cast<uint64_t>(q->i64(0)));
+  }
 }
 
-void job_store::assign(uint64_t video, const std::string& node, uint64_t epoch, int64_t start_frame) {
-  exec("BEGIN");
-  stmt u(db_, "UPDATE videos SET state='running', node=?, epoch=?, start_frame=? WHERE id=?");
-  u.bind(1, node).bind(2, epoch).bind(3, start_frame).bind(4, video).run();
-  stmt a(db_, "INSERT OR REPLACE INTO assignments(video, epoch, node, start_frame, created) VALUES(?,?,?,?,?)");
-  a.bind(1, video).bind(2, epoch).bind(3, node).bind(4, start_frame).bind(5, now_s()).run();
-  stmt j(db_, "UPDATE jobs SET state='running' WHERE id=(SELECT job FROM videos WHERE id=?) AND state='queued'");
-  j.bind(1, video).run();
-  exec("COMMIT");
+store_result<std::optional<job_state>> job_store::state_of_job(uint64_t job) {
+  auto q = prepare(sql_job_state);
+  if (!q)
+    return q.error();
+  q->bind_all(job);
+  auto row = q->step();
+  if (!row)
+    return row.error();
+  if (!*row)
+    return std::optional<job_state>{};
+  const std::string text = q->bytes(0);
+  job_state s = job_state::queued;
+  if (!from_string(text, s))
+    return "job store: job " + std::to_string(job) + " has an unknown state '" + text + "'";
+  return std::optional<job_state>{s};
 }
 
-void job_store::requeue(uint64_t video, int64_t start_frame, const std::string& why) {
-  stmt u(db_, "UPDATE videos SET state='queued', node=NULL, start_frame=? WHERE id=? AND state='running'");
-  u.bind(1, start_frame).bind(2, video).run();
-  auto v = this->video(video);
-  event(v ? v->job : 0, video, "requeued", why);
+store_status job_store::assign(uint64_t video, const std::string& node, uint64_t epoch, int64_t start_frame) {
+  auto tx = begin();
+  if (!tx)
+    return tx.error();
+  if (auto r = run(sql_assign_video, node, epoch, start_frame, video); !r)
+    return r;
+  if (auto r = run(sql_insert_assignment, video, epoch, node, start_frame, now_s()); !r)
+    return r;
+  if (auto r = run(sql_job_running, video); !r)
+    return r;
+  return tx->commit();
 }
 
-void job_store::finish_video(const video_report& r) {
-  stmt u(db_,
-         "UPDATE videos SET state=?, frames_total=?, frames_decoded=?, decode_errors=?, error=? "
-         "WHERE id=? AND state='running'");
-  u.bind(1, std::string(r.ok ? "done" : "failed"))
-      .bind(2, r.frames_total)
-      .bind(3, r.frames_decoded)
-      .bind(4, r.decode_errors)
-      .bind(5, r.error)
-      .bind(6, r.video)
-      .run();
+store_status job_store::requeue(uint64_t video, int64_t start_frame, const std::string& why) {
+  auto tx = begin();
+  if (!tx)
+    return tx.error();
+  if (auto r = run(sql_requeue_video, start_frame, video); !r)
+    return r;
+  if (auto r = run(sql_requeue_event, now_s(), blob{why}, video); !r)
+    return r;
+  return tx->commit();
 }
 
-void job_store::cancel_job(uint64_t job) {
-  stmt u(db_, "UPDATE videos SET state='cancelled' WHERE job=? AND state IN ('queued','running')");
-  u.bind(1, job).run();
-  stmt j(db_, "UPDATE jobs SET state='cancelled', finished=? WHERE id=? AND state IN ('queued','running')");
-  j.bind(1, now_s()).bind(2, job).run();
+store_status job_store::finish_video(uint64_t video, const video_end& e) {
+  return run(sql_finish_video, to_string(e.state), e.frames_total, e.frames_decoded, e.decode_errors,
+             blob{e.error}, video);
 }
 
-std::string job_store::job_state(uint64_t job) {
-  stmt q(db_, "SELECT state FROM jobs WHERE id=?");
-  q.bind(1, job);
-  return q.step() ? q.text(0) : "";
+store_status job_store::cancel_job(uint64_t job) {
+  auto tx = begin();
+  if (!tx)
+    return tx.error();
+  if (auto r = run(sql_cancel_videos, job); !r)
+    return r;
+  if (auto r = run(sql_cancel_job, now_s(), job); !r)
+    return r;
+  return tx->commit();
 }
 
-std::string job_store::refresh_job_state(uint64_t job) {
-  std::string current = job_state(job);
-  if (current == "cancelled" || current.empty())
-    return current;
+store_result<job_state> job_store::refresh_job_state(uint64_t job) {
+  auto current = state_of_job(job);
+  if (!current)
+    return current.error();
+  if (!*current)
+    return "job store: no job " + std::to_string(job);
+  if (**current == job_state::cancelled)
+    return job_state::cancelled;
   // Called on every video report: three index lookups, not a pass over the
   // job's videos (a job of 10,000 videos would make that quadratic).
-  auto any = [this, job](const char* states) {
-    const std::string sql = std::string("SELECT 1 FROM videos WHERE job=? AND state IN (") + states + ") LIMIT 1";
-    stmt q(db_, sql.c_str());
-    q.bind(1, job);
-    return q.step();
+  auto any = [this, job](const char* sql) -> store_result<bool> {
+    auto q = prepare(sql);
+    if (!q)
+      return q.error();
+    q->bind_all(job);
+    return q->step();
   };
-  const bool all_finished = !any("'queued', 'running'");
-  std::string state = all_finished ? (any("'failed'") ? "failed" : "done") : (any("'running'") ? "running" : current);
-  if (state != current) {
-    stmt u(db_, "UPDATE jobs SET state=?, finished=? WHERE id=?");
-    u.bind(1, state).bind(2, all_finished ? now_s() : 0.0).bind(3, job).run();
-  }
-  return state;
+  auto unfinished = any(sql_any_unfinished);
+  if (!unfinished)
+    return unfinished.error();
+  auto probe = any(*unfinished ? sql_any_running : sql_any_failed);
+  if (!probe)
+    return probe.error();
+  job_state next = **current;
+  if (!*unfinished)
+    next = *probe ? job_state::failed : job_state::done;
+  else if (*probe)
+    next = job_state::running;
+  if (next != **current)
+    if (auto r = run(sql_set_job_state, to_string(next), *unfinished ? 0.0 : now_s(), job); !r)
+      return r.error();
+  return next;
 }
 
-int64_t job_store::upsert(const result_batch& b, uint32_t stride) {
-  exec("BEGIN");
-  try {
-    stmt ins(db_,
-             "INSERT INTO results(video, analyzer, frame, pts, node, data) VALUES(?,?,?,?,?,?) "
-             "ON CONFLICT(video, analyzer, frame) DO UPDATE SET pts=excluded.pts, node=excluded.node, "
-             "data=excluded.data");
-    for (const auto& f : b.frames)
-      ins.bind(1, b.video).bind(2, b.analyzer).bind(3, f.frame).bind(4, f.pts).bind(5, b.node).bind(6, f.data).run();
-    int64_t wm = watermark(b.video, b.analyzer);
-    // Frames of one consumer arrive in order; the watermark advances while
-    // the batch continues where the stored frames end.
-    if (!b.frames.empty() && b.frames.front().frame <= wm + static_cast<int64_t>(std::max<uint32_t>(1, stride)))
-      wm = std::max(wm, b.frames.back().frame);
-    stmt w(db_,
-           "INSERT INTO watermarks(video, analyzer, watermark) VALUES(?,?,?) "
-           "ON CONFLICT(video, analyzer) DO UPDATE SET watermark=MAX(watermark, excluded.watermark)");
-    w.bind(1, b.video).bind(2, b.analyzer).bind(3, wm).run();
-    exec("COMMIT");
+// -- results ---------------------------------------------------------------------------
+
+store_result<int64_t> job_store::upsert(const result_batch& b, uint32_t stride) {
+  auto tx = begin();
+  if (!tx)
+    return tx.error();
+  for (const auto& f : b.frames)
+    if (auto r = run(sql_upsert_result, b.video, b.analyzer, f.frame, f.pts, b.node, f.data); !r)
+      return r.error();
+  auto wm = watermark(b.video, b.analyzer);
+  if (!wm)
     return wm;
-  } catch (...) {
-    exec("ROLLBACK");
-    throw;
+  // Walk the stored frames after the watermark while they leave no gap: a
+  // batch that continues the stored frames advances it, one after a gap does
+  // not, and the batch that fills a gap carries it over the frames stored
+  // beyond the gap.
+  int64_t mark = *wm;
+  const int64_t step = std::max<uint32_t>(1, stride);
+  if (!b.frames.empty()) {
+    auto q = prepare(sql_frames_after);
+    if (!q)
+      return q.error();
+    q->bind_all(b.video, b.analyzer, mark);
+    for (;;) {
+      auto more = q->step();
+      if (!more)
+        return more.error();
+      if (!*more || q->i64(0) > mark + step)
+        break;
+      mark = q->i64(0);
+    }
   }
+  if (auto r = run(sql_set_watermark, b.video, b.analyzer, mark); !r)
+    return r.error();
+  if (auto r = tx->commit(); !r)
+    return r.error();
+  return mark;
 }
 
-int64_t job_store::watermark(uint64_t video, const std::string& analyzer) {
-  stmt q(db_, "SELECT watermark FROM watermarks WHERE video=? AND analyzer=?");
-  q.bind(1, video).bind(2, analyzer);
-  return q.step() ? q.i64(0) : -1;
+store_result<int64_t> job_store::watermark(uint64_t video, const std::string& analyzer) {
+  auto q = prepare(sql_watermark);
+  if (!q)
+    return q.error();
+  q->bind_all(video, analyzer);
+  auto row = q->step();
+  if (!row)
+    return row.error();
+  return *row ? q->i64(0) : int64_t{-1};
 }
 
-std::vector<analysis::stored_frame> job_store::frames(uint64_t video, const std::string& analyzer) {
-  stmt q(db_, "SELECT frame, data FROM results WHERE video=? AND analyzer=? ORDER BY frame");
-  q.bind(1, video).bind(2, analyzer);
-  std::vector<analysis::stored_frame> out;
-  while (q.step())
-    out.push_back({q.i64(0), nlohmann::json::parse(q.text(1), nullptr, false)});
-  return out;
-}
-
-void job_store::summarize_video(uint64_t video) {
+store_result<int64_t> job_store::resume_frame(uint64_t video) {
   auto v = this->video(video);
   if (!v)
-    return;
-  for (const auto& a : v->analyzers) {
-    auto s = analysis::summarize(a, frames(video, a));
-    stmt u(db_, "INSERT OR REPLACE INTO summaries(video, analyzer, data) VALUES(?,?,?)");
-    u.bind(1, video).bind(2, a).bind(3, s.dump()).run();
+    return v.error();
+  if (!*v)
+    return "job store: no video " + std::to_string(video);
+  int64_t lowest = -1;
+  bool first = true;
+  for (const auto& a : (*v)->analyzers) {
+    auto wm = watermark(video, a);
+    if (!wm)
+      return wm;
+    lowest = first ? *wm : std::min(lowest, *wm);
+    first = false;
+  }
+  return std::max<int64_t>(0, lowest + 1);
+}
+
+store_result<std::vector<analysis::stored_frame>> job_store::frames(uint64_t video,
+                                                                    const std::string& analyzer) {
+  auto q = prepare(sql_frame_data);
+  if (!q)
+    return q.error();
+  q->bind_all(video, analyzer);
+  std::vector<analysis::stored_frame> out;
+  for (;;) {
+    auto more = q->step();
+    if (!more)
+      return more.error();
+    if (!*more)
+      return out;
+    // The consumer's JSON text; the catalog reads it. Parsing never throws here.
+    auto data = nlohmann::json::parse(q->bytes(1), nullptr, false);
+    if (!data.is_object())
+      data = nlohmann::json::object();
+    out.push_back({q->i64(0), std::move(data)});
   }
 }
 
-nlohmann::json job_store::results_json(uint64_t job, bool with_frames) {
-  nlohmann::json out;
-  out["job"] = job;
-  out["state"] = job_state(job);
-  out["videos"] = nlohmann::json::array();
-  for (const auto& v : videos_of(job)) {
-    nlohmann::json jv;
-    jv["video"] = v.id;
-    jv["input"] = v.input;
-    jv["state"] = v.state;
-    jv["node"] = v.node.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.node);
-    jv["frames_total"] = v.frames_total;
-    jv["frames_decoded"] = v.frames_decoded;
-    jv["decode_errors"] = v.decode_errors;
-    jv["error"] = v.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.error);
-    jv["analyzers"] = nlohmann::json::object();
+store_status job_store::summarize_video(uint64_t video) {
+  auto v = this->video(video);
+  if (!v)
+    return v.error();
+  if (!*v)
+    return "job store: no video " + std::to_string(video);
+  auto tx = begin();
+  if (!tx)
+    return tx.error();
+  for (const auto& a : (*v)->analyzers) {
+    auto f = frames(video, a);
+    if (!f)
+      return f.error();
+    const std::string text = analysis::summary_to_text(analysis::summarize(a, *f));
+    if (auto r = run(sql_put_summary, video, a, text); !r)
+      return r;
+  }
+  return tx->commit();
+}
+
+// -- replies ---------------------------------------------------------------------------
+
+store_result<std::optional<job_status>> job_store::status_of_job(uint64_t job) {
+  auto state = state_of_job(job);
+  if (!state)
+    return state.error();
+  if (!*state)
+    return std::optional<job_status>{};
+  auto videos = videos_of(job);
+  if (!videos)
+    return videos.error();
+  job_status s;
+  s.job = job;
+  s.state = **state;
+  for (auto& v : *videos) {
+    video_status vs;
+    vs.video = v.id;
+    vs.input = std::move(v.input);
+    vs.state = v.state;
+    vs.node = std::move(v.node);
+    vs.error = std::move(v.error);
+    vs.frames_total = v.frames_total;
+    vs.position = v.state == video_state::done ? v.frames_total : 0;
+    vs.total = v.frames_total;
+    s.videos.push_back(std::move(vs));
+  }
+  return std::optional<job_status>{std::move(s)};
+}
+
+store_result<analyzer_results> job_store::analyzer_results_of(const video_row& v, const std::string& analyzer,
+                                                              bool with_frames) {
+  analyzer_results out;
+  out.analyzer = analyzer;
+  auto q = prepare(sql_summary);
+  if (!q)
+    return q.error();
+  q->bind_all(v.id, analyzer);
+  auto stored = q->step();
+  if (!stored)
+    return stored.error();
+  // Stored when the video finished; computed from the frames while it runs
+  // (or if the stored text is not one this build reads).
+  if (!*stored || !analysis::summary_from_text(q->bytes(0), out.summary)) {
+    auto f = frames(v.id, analyzer);
+    if (!f)
+      return f.error();
+    out.summary = analysis::summarize(analyzer, *f);
+  }
+  // Which nodes produced these results: affinity means exactly one per assignment.
+  auto nodes = prepare(sql_result_nodes);
+  if (!nodes)
+    return nodes.error();
+  nodes->bind_all(v.id, analyzer);
+  for (;;) {
+    auto more = nodes->step();
+    if (!more)
+      return more.error();
+    if (!*more)
+      break;
+    out.result_nodes.push_back(nodes->bytes(0));
+  }
+  if (!with_frames)
+    return out;
+  auto rows = prepare(sql_frame_rows);
+  if (!rows)
+    return rows.error();
+  rows->bind_all(v.id, analyzer);
+  for (;;) {
+    auto more = rows->step();
+    if (!more)
+      return more.error();
+    if (!*more)
+      return out;
+    out.frames.push_back(analysis::to_record(rows->i64(0), rows->i64(1), rows->bytes(2)));
+  }
+}
+
+store_result<std::optional<job_results>> job_store::results_of_job(uint64_t job, bool with_frames) {
+  auto state = state_of_job(job);
+  if (!state)
+    return state.error();
+  if (!*state)
+    return std::optional<job_results>{};
+  auto videos = videos_of(job);
+  if (!videos)
+    return videos.error();
+  job_results out;
+  out.job = job;
+  out.state = **state;
+  for (auto& v : *videos) {
+    video_results vr;
+    vr.video = v.id;
+    vr.state = v.state;
+    vr.frames_total = v.frames_total;
+    vr.frames_decoded = v.frames_decoded;
+    vr.decode_errors = v.decode_errors;
     for (const auto& a : v.analyzers) {
-      nlohmann::json ja;
-      stmt s(db_, "SELECT data FROM summaries WHERE video=? AND analyzer=?");
-      s.bind(1, v.id).bind(2, a);
-      nlohmann::json summary = s.step() ? nlohmann::json::parse(s.text(0), nullptr, false)
-                                        : analysis::summarize(a, frames(v.id, a));
-      ja["frames_processed"] = summary.value("frames_processed", 0);
-      ja["mean_ms"] = summary.value("mean_ms", 0.0);
-      ja["p95_ms"] = summary.value("p95_ms", 0.0);
-      ja["summary"] = summary;
-      // Which nodes produced these results: affinity means exactly one per assignment.
-      stmt n(db_, "SELECT DISTINCT node FROM results WHERE video=? AND analyzer=? ORDER BY node");
-      n.bind(1, v.id).bind(2, a);
-      ja["result_nodes"] = nlohmann::json::array();
-      while (n.step())
-        ja["result_nodes"].push_back(n.text(0));
-      if (with_frames) {
-        nlohmann::json frames = nlohmann::json::array();
-        stmt q(db_, "SELECT frame, pts, data FROM results WHERE video=? AND analyzer=? ORDER BY frame");
-        q.bind(1, v.id).bind(2, a);
-        while (q.step()) {
-          auto f = nlohmann::json::parse(q.text(2), nullptr, false);
-          if (!f.is_object())
-            f = nlohmann::json::object();
-          f["frame"] = q.i64(0);
-          f["pts"] = q.i64(1);
-          frames.push_back(std::move(f));
-        }
-        ja["frames"] = std::move(frames);
-      }
-      jv["analyzers"][a] = std::move(ja);
+      auto ar = analyzer_results_of(v, a, with_frames);
+      if (!ar)
+        return ar.error();
+      vr.analyzers.push_back(std::move(*ar));
     }
-    out["videos"].push_back(std::move(jv));
+    vr.input = std::move(v.input);
+    vr.node = std::move(v.node);
+    vr.error = std::move(v.error);
+    out.videos.push_back(std::move(vr));
   }
-  return out;
+  return std::optional<job_results>{std::move(out)};
 }
 
-void job_store::event(uint64_t job, uint64_t video, const std::string& kind, const std::string& message) {
-  stmt e(db_, "INSERT INTO events(ts, job, video, kind, message) VALUES(?,?,?,?,?)");
-  e.bind(1, now_s()).bind(2, job).bind(3, video).bind(4, kind).bind(5, message).run();
+store_status job_store::event(uint64_t job, uint64_t video, const std::string& kind,
+                              const std::string& message) {
+  return run(sql_insert_event, now_s(), job, video, kind, blob{message});
 }
 
 }  // namespace framehive

@@ -4,28 +4,39 @@
 // results (upserted by key, so a redelivered frame is stored once), watermarks,
 // summaries and events, in one SQLite database in WAL mode. Only the
 // coordinator actor writes it.
+//
+// Nothing here throws: every fallible method returns a store_result whose
+// error names what failed and SQLite's reason, and the caller decides. Inputs
+// are bytes (a Linux path need not be UTF-8) and are stored as BLOBs exactly
+// as given. States are stored as their to_string() text; a text this build
+// does not know is an error for that row, never a crash.
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "actors/messages.hpp"
 #include "analysis/catalog.hpp"
 #include "common/result.hpp"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace framehive {
+
+template <class T>
+using store_result = result<T, std::string>;
+using store_status = result<unit, std::string>;
 
 struct video_row {
   uint64_t id = 0;
   uint64_t job = 0;
-  std::string input;
-  std::string state;  ///< queued | running | done | failed | cancelled
+  std::string input;  ///< bytes, as submitted
+  video_state state = video_state::queued;
   std::string node;
   uint64_t epoch = 0;
   int64_t start_frame = 0;
@@ -37,50 +48,122 @@ struct video_row {
   uint32_t stride = 1;
 };
 
+/// A new job and its videos, in input order.
+struct created_job {
+  uint64_t job = 0;
+  std::vector<uint64_t> videos;
+};
+
+/// How a video ended, as recorded.
+struct video_end {
+  video_state state = video_state::done;  ///< done or failed
+  std::string error;
+  int64_t frames_total = 0;
+  int64_t frames_decoded = 0;
+  int64_t decode_errors = 0;
+};
+
+class job_store;
+
+/// The writes between job_store::begin() and commit() land together or not at
+/// all: a transaction destroyed without commit() rolls back. Transactions nest
+/// (each is a savepoint), so a store method that uses one internally can run
+/// inside a caller's.
+class transaction {
+ public:
+  transaction(transaction&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+  transaction& operator=(transaction&&) = delete;
+  transaction(const transaction&) = delete;
+  transaction& operator=(const transaction&) = delete;
+  ~transaction();
+
+  /// Makes the writes permanent (or part of the enclosing transaction).
+  store_status commit();
+
+ private:
+  friend class job_store;
+  explicit transaction(sqlite3* db) noexcept : db_(db) {}
+  sqlite3* db_;  ///< nullptr once committed or moved from
+};
+
 class job_store {
  public:
   /// Opens (creating if needed) `dir`/framehive.db.
-  static result<std::unique_ptr<job_store>, std::string> open(const std::string& dir);
+  static store_result<std::unique_ptr<job_store>> open(const std::string& dir);
   ~job_store();
   job_store(const job_store&) = delete;
   job_store& operator=(const job_store&) = delete;
 
-  /// Inserts a job and one queued video per input; returns the job id.
-  uint64_t create_job(const job_spec& spec);
+  store_result<transaction> begin();
 
-  std::vector<video_row> videos_of(uint64_t job);
-  std::optional<video_row> video(uint64_t id);
+  // -- jobs and videos -------------------------------------------------------------------
+
+  /// Inserts a job and one queued video per input.
+  store_result<created_job> create_job(const job_spec& spec);
+
+  store_result<std::vector<video_row>> videos_of(uint64_t job);
+  /// nullopt if there is no such video.
+  store_result<std::optional<video_row>> video(uint64_t id);
   /// Videos not finished yet (queued or running), oldest first.
-  std::vector<video_row> unfinished_videos();
-  std::vector<uint64_t> job_ids();
+  store_result<std::vector<video_row>> unfinished_videos();
+  store_result<std::vector<uint64_t>> job_ids();
+  /// nullopt if there is no such job.
+  store_result<std::optional<job_state>> state_of_job(uint64_t job);
 
-  void assign(uint64_t video, const std::string& node, uint64_t epoch, int64_t start_frame);
-  void requeue(uint64_t video, int64_t start_frame, const std::string& why);
-  void finish_video(const video_report& r);
-  void cancel_job(uint64_t job);
-  /// Recomputes a job's state from its videos.
-  std::string refresh_job_state(uint64_t job);
-  std::string job_state(uint64_t job);
+  store_status assign(uint64_t video, const std::string& node, uint64_t epoch, int64_t start_frame);
+  /// Back to queued (if it was running), to resume from `start_frame`; logs an event.
+  store_status requeue(uint64_t video, int64_t start_frame, const std::string& why);
+  /// Records the end of a running video (nothing if it is not running).
+  store_status finish_video(uint64_t video, const video_end& end);
+  store_status cancel_job(uint64_t job);
+  /// Recomputes a job's state from its videos and returns it.
+  store_result<job_state> refresh_job_state(uint64_t job);
 
-  /// Stores a batch in one transaction; returns the new watermark.
-  int64_t upsert(const result_batch& batch, uint32_t stride);
-  int64_t watermark(uint64_t video, const std::string& analyzer);
+  // -- results ---------------------------------------------------------------------------
 
-  /// Summaries of every analyzer of a finished video, from the stored frames.
-  void summarize_video(uint64_t video);
+  /// Stores a batch in one transaction (idempotently: a frame stored twice is
+  /// stored once); returns the new watermark. The watermark is the highest
+  /// frame up to which the stored frames leave no gap larger than `stride`.
+  store_result<int64_t> upsert(const result_batch& batch, uint32_t stride);
+  /// -1 if nothing is stored.
+  store_result<int64_t> watermark(uint64_t video, const std::string& analyzer);
+  /// Where a new assignment of `video` starts: one past the lowest watermark of its analyzers.
+  store_result<int64_t> resume_frame(uint64_t video);
 
-  /// The `framehive results` object (with per-frame results if `frames`).
-  nlohmann::json results_json(uint64_t job, bool frames);
+  /// Stores the summary of every analyzer of a video, from its stored frames.
+  store_status summarize_video(uint64_t video);
 
-  void event(uint64_t job, uint64_t video, const std::string& kind, const std::string& message);
+  // -- replies ---------------------------------------------------------------------------
+
+  /// A job and its videos as recorded (position: frames_total when done, else 0;
+  /// the coordinator adds live progress). nullopt if there is no such job.
+  store_result<std::optional<job_status>> status_of_job(uint64_t job);
+  /// `framehive results` (per-frame records if `frames`). nullopt if there is no such job.
+  store_result<std::optional<job_results>> results_of_job(uint64_t job, bool frames);
+
+  store_status event(uint64_t job, uint64_t video, const std::string& kind, const std::string& message);
 
  private:
-  explicit job_store(sqlite3* db) : db_(db) {}
-  void exec(const char* sql);
-  std::vector<video_row> query_videos(const std::string& where, int64_t arg);
-  std::vector<analysis::stored_frame> frames(uint64_t video, const std::string& analyzer);
+  class query;
+
+  explicit job_store(sqlite3* db) noexcept : db_(db) {}
+  store_status exec(const char* sql);
+  /// The cached statement for `sql` (a string literal: the cache keeps the view).
+  store_result<query> prepare(std::string_view sql);
+  template <class... Args>
+  store_status run(std::string_view sql, const Args&... args);
+  store_result<std::vector<video_row>> query_videos(std::string_view sql, std::optional<int64_t> arg);
+  store_result<std::vector<analysis::stored_frame>> frames(uint64_t video, const std::string& analyzer);
+  store_result<analyzer_results> analyzer_results_of(const video_row& v, const std::string& analyzer,
+                                                     bool frames);
+
+  struct cached_statement {
+    sqlite3_stmt* stmt = nullptr;
+    bool busy = false;  ///< a query is using it
+  };
 
   sqlite3* db_ = nullptr;
+  std::unordered_map<std::string_view, cached_statement> cache_;  ///< keyed by the SQL literal
 };
 
 }  // namespace framehive

@@ -1,86 +1,78 @@
+// The node actor: a thin adapter between CAF messages and the two classes that
+// decide, worker_pool (processes) and video_supervisor (one per video). It
+// owns what those classes must not touch: actor handles, rings, the link to
+// the coordinator and the reports still to send.
+
 #include "node/node_actor.hpp"
 
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <filesystem>
-#include <deque>
 #include <map>
+#include <memory>
 #include <optional>
+#include <variant>
 
 #include <spdlog/spdlog.h>
 
+#include "actors/guard.hpp"
 #include "caf/io/middleman.hpp"
+#include "common/backoff.hpp"
 #include "common/clock.hpp"
-#include "common/process.hpp"
-#include "analysis/catalog.hpp"
+#include "node/worker_pool.hpp"
 #include "shm/frame_ring.hpp"
 
 namespace framehive {
 
 namespace {
 
+// -- constants ------------------------------------------------------------------------
+
 constexpr auto tick_interval = std::chrono::milliseconds(200);
-constexpr uint64_t status_every_ns = 500'000'000;
+constexpr auto status_interval = std::chrono::milliseconds(500);
 constexpr auto request_timeout = std::chrono::seconds(10);
+constexpr auto connect_timeout = std::chrono::seconds(5);
+constexpr auto probe_timeout = std::chrono::seconds(60);
+/// Reconnecting to the coordinator: 250 ms, 500 ms, ... up to 5 s.
+constexpr backoff_policy reconnect_backoff{std::chrono::milliseconds(250), std::chrono::seconds(5), 2};
+/// A result batch is at most this share of the ring, so a consumer waiting for
+/// an acknowledgement never holds back the decoder.
+constexpr uint32_t batches_per_ring = 4;
 
-struct worker_slot {
-  uint32_t index = 0;
-  std::optional<child_process> proc;
-  worker_actor handle;
-  bool ready = false;
-  uint32_t restarts = 0;
-  uint64_t restart_at_ns = 0;  ///< when a dead worker may start again (backoff)
-};
+// -- state ----------------------------------------------------------------------------
 
-/// Where a decoder or consumer runs and how it is doing.
-struct role_slot {
-  std::string role;  ///< "decoder" or the analyzer name
-  uint32_t consumer_id = 0;
-  int worker = -1;
-  std::string state = "pending";  ///< pending | starting | running | lost | done | failed
-  actor_progress last;
-  uint32_t restarts = 0;
-  std::deque<uint64_t> restart_times;  ///< for the restart-intensity limit
-  uint64_t last_seen_ns = 0;           ///< last message from the actor (hang detection)
-  bool hung = false;                   ///< its worker was killed because it fell silent
-};
-
-/// The video supervisor: one per assigned video. It is a state machine inside
-/// the node actor rather than an actor of its own, so that assignments, worker
-/// deaths and progress for one video are handled in one mailbox, in order.
-struct video_sup {
-  video_task task;
-  video_meta meta;
-  std::string phase = "probing";  ///< probing | running
-  std::optional<shm::frame_ring> ring;
+/// One assigned video: its supervisor (the decisions) and its ring (the resource).
+struct video_entry {
+  video_supervisor sup;
+  std::optional<shm::frame_ring> ring;  ///< the segment is removed with the entry
   uint64_t ring_bytes = 0;
-  role_slot decoder;
-  std::vector<role_slot> consumers;
   std::string output_dir;
-  /// analyzer -> frame -> times that frame took its consumer's worker down
-  std::map<std::string, std::map<int64_t, uint32_t>> crashes;
-  /// analyzer -> frame -> reason: poison frames, skipped from now on
-  std::map<std::string, std::map<int64_t, std::string>> quarantine;
 };
 
 struct node_state {
   static inline const char* name = "node";
+  steady_clock clock;  ///< first: the pool and the supervisors hold references to it
   node_options opt;
-  uint16_t worker_port = 0;
   coordinator_actor coord;
   bool registered = false;
   bool connecting = false;
-  uint32_t backoff_ms = 250;
-  std::vector<worker_slot> workers;
-  std::map<uint64_t, video_sup> videos;
-  std::vector<video_report> unsent_reports;
+  backoff reconnect{reconnect_backoff};
+  std::unique_ptr<worker_pool> workers;      ///< made once published (it needs the port)
+  std::vector<worker_actor> worker_handles;  ///< by slot; set by the worker's hello
+  std::map<uint64_t, video_entry> videos;
+  std::vector<video_report> unsent_reports;  ///< sent again until acknowledged
   uint64_t last_status_ns = 0;
-  uint32_t next_worker = 0;
 };
 
 using node_ptr = node_full_actor::stateful_pointer<node_state>;
+
+template <class... Fs>
+struct overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+overloaded(Fs...) -> overloaded<Fs...>;
 
 std::string sanitize(const std::string& s) {
   std::string out;
@@ -89,36 +81,17 @@ std::string sanitize(const std::string& s) {
   return out;
 }
 
-// -- workers ------------------------------------------------------------------------
-
-void start_worker(node_ptr self, worker_slot& w) {
-  auto& st = self->state;
-  std::string err;
-  auto p = child_process::spawn({st.opt.worker_exe, "--node-port=" + std::to_string(st.worker_port),
-                                 "--index=" + std::to_string(w.index)},
-                                &err);
-  if (!p) {
-    spdlog::error("node {}: cannot start worker {}: {}", st.opt.name, w.index, err);
-    w.restart_at_ns = monotonic_ns() + 2'000'000'000ull;
-    return;
-  }
-  spdlog::info("node {}: worker {} started (pid {})", st.opt.name, w.index, p->pid());
-  w.proc = std::move(*p);
-  w.ready = false;
-  w.handle = nullptr;
+bool is_stale_epoch(const caf::error& e) {
+  return e.category() == caf::atom("framehive") && e.code() == static_cast<uint8_t>(errc::stale_epoch);
 }
 
-int pick_worker(node_ptr self) {
-  auto& ws = self->state.workers;
-  for (std::size_t i = 0; i < ws.size(); ++i) {
-    auto k = (self->state.next_worker + i) % ws.size();
-    if (ws[k].ready) {
-      self->state.next_worker = static_cast<uint32_t>(k + 1);
-      return static_cast<int>(k);
-    }
-  }
-  return -1;
+/// The video under this assignment, or nullptr (unknown, or an older epoch).
+video_entry* find_video(node_ptr self, uint64_t id, uint64_t epoch) {
+  auto it = self->state.videos.find(id);
+  return it != self->state.videos.end() && it->second.sup.task().epoch == epoch ? &it->second : nullptr;
 }
+
+void place_pending(node_ptr self);
 
 // -- reports to the coordinator ---------------------------------------------------------
 
@@ -126,276 +99,319 @@ void send_reports(node_ptr self) {
   auto& st = self->state;
   if (!st.registered)
     return;
-  for (const auto& r : st.unsent_reports) {
+  for (const auto& r : st.unsent_reports)
     self->request(st.coord, request_timeout, r)
         .then(
             [self, video = r.video, epoch = r.epoch](caf::ok_atom) {
               auto& u = self->state.unsent_reports;
-              u.erase(std::remove_if(u.begin(), u.end(),
-                                     [&](const video_report& x) { return x.video == video && x.epoch == epoch; }),
-                      u.end());
+              u.erase(
+                  std::remove_if(u.begin(), u.end(),
+                                 [&](const video_report& x) { return x.video == video && x.epoch == epoch; }),
+                  u.end());
             },
-            [](caf::error&) {});  // kept; sent again on the next tick
-  }
+            [](caf::error&) {});  // kept; sent again with the next status
 }
 
+/// Stops the video's actors and removes its ring (with the entry).
 void stop_video(node_ptr self, uint64_t id) {
   auto& st = self->state;
   auto it = st.videos.find(id);
   if (it == st.videos.end())
     return;
-  std::vector<int> hosts{it->second.decoder.worker};
-  for (const auto& c : it->second.consumers)
-    hosts.push_back(c.worker);
-  std::sort(hosts.begin(), hosts.end());
-  hosts.erase(std::unique(hosts.begin(), hosts.end()), hosts.end());
-  for (int h : hosts)
-    if (h >= 0 && st.workers[static_cast<std::size_t>(h)].ready)
-      self->send(st.workers[static_cast<std::size_t>(h)].handle, stop_atom::value, id);
-  st.videos.erase(it);  // destroys the ring: the segment is removed
+  for (uint32_t w : it->second.sup.workers())
+    if (st.workers->is_ready(w) && st.worker_handles[w])
+      self->send(st.worker_handles[w], stop_atom::value, id);
+  st.videos.erase(it);
 }
 
-void report_video(node_ptr self, video_sup& v, bool ok, const std::string& error, bool retry = false,
-                  bool escalated = false) {
+void submit_report(node_ptr self, video_report r) {
   auto& st = self->state;
-  video_report r;
-  r.video = v.task.video;
-  r.epoch = v.task.epoch;
-  r.node = st.opt.name;
-  r.ok = ok;
-  r.error = error;
-  r.frames_total = v.decoder.last.position;
-  r.frames_decoded = v.decoder.last.frames;
-  r.decode_errors = v.decoder.last.decode_errors;
-  r.retry = retry;
-  r.escalated = escalated;
-  if (ok)
-    spdlog::info("node {}: video {} done: {} frames, decoded once ({} decode errors)", st.opt.name, r.video,
-                 r.frames_total, r.decode_errors);
-  else
-    spdlog::warn("node {}: video {} failed: {}", st.opt.name, r.video, error);
-  st.unsent_reports.push_back(r);
-  stop_video(self, r.video);
+  switch (r.outcome) {
+    case video_outcome::done:
+      spdlog::info("node {}: video {} done: {} frames, decoded once ({} decode errors)", st.opt.name, r.video,
+                   r.frames_total, r.decode_errors);
+      break;
+    case video_outcome::retry_later:
+      spdlog::info("node {}: video {} goes back to the queue: {}", st.opt.name, r.video, r.error);
+      break;
+    case video_outcome::failed:
+    case video_outcome::escalated:
+      spdlog::warn("node {}: video {} {}: {}", st.opt.name, r.video, to_string(r.outcome), r.error);
+      break;
+  }
+  const uint64_t id = r.video;
+  st.unsent_reports.push_back(std::move(r));
+  stop_video(self, id);
   send_reports(self);
+}
+
+void finish_video(node_ptr self, video_entry& v, video_outcome outcome, std::string error) {
+  submit_report(self, v.sup.finish(outcome, std::move(error)));
+}
+
+// -- supervisor commands ----------------------------------------------------------------
+
+void carry_out(node_ptr self, uint64_t id, supervisor_commands commands) {
+  auto& st = self->state;
+  for (auto& c : commands)
+    std::visit(overloaded{
+                   [&](kill_worker& k) {
+                     spdlog::warn("node {}: {}; killing worker {} (pid {})", st.opt.name, k.reason, k.worker,
+                                  st.workers->slots().at(k.worker).pid);
+                     st.workers->kill(k.worker);
+                   },
+                   [&](mark_consumer_dead& m) {
+                     // Its unacknowledged frames stay in the ring for the restarted consumer.
+                     if (auto it = st.videos.find(id); it != st.videos.end() && it->second.ring)
+                       it->second.ring->mark_consumer_dead(m.consumer_id);
+                   },
+                   [&](report_video& r) { submit_report(self, std::move(r.report)); },
+               },
+               c);
+}
+
+/// The frame each consumer had read but not committed: the one in its hands.
+frames_in_hand frames_in_hand_of(const shm::frame_ring& ring) {
+  frames_in_hand out;
+  for (const auto& c : ring.status().consumers)
+    if (c.read_high > c.committed)
+      if (auto frame = ring.frame_index_at(c.read_high - 1))
+        out.emplace(c.id, *frame);
+  return out;
+}
+
+void on_worker_exit(node_ptr self, const worker_exit& e) {
+  auto& st = self->state;
+  spdlog::warn("node {}: worker {} (pid {}) died ({}); restarting it and re-placing its actors", st.opt.name,
+               e.index, e.pid, e.why);
+  st.worker_handles[e.index] = nullptr;
+  std::vector<uint64_t> ids;
+  for (const auto& [id, v] : st.videos)
+    ids.push_back(id);
+  for (uint64_t id : ids)  // commands may end videos
+    if (auto it = st.videos.find(id); it != st.videos.end()) {
+      auto& v = it->second;
+      carry_out(self, id,
+                v.sup.on_worker_died(e.index, e.why, v.ring ? frames_in_hand_of(*v.ring) : frames_in_hand{}));
+    }
+}
+
+/// Hang detection: every video's supervisor looks at its roles' silence.
+void supervise_videos(node_ptr self) {
+  std::vector<uint64_t> ids;
+  for (const auto& [id, v] : self->state.videos)
+    ids.push_back(id);
+  for (uint64_t id : ids)
+    if (auto it = self->state.videos.find(id); it != self->state.videos.end())
+      carry_out(self, id, it->second.sup.on_tick());
 }
 
 // -- placing decoders and consumers ------------------------------------------------------
 
-void place(node_ptr self, uint64_t id, role_slot& role) {
-  auto& st = self->state;
-  auto& v = st.videos.at(id);
-  int w = pick_worker(self);
-  if (w < 0)
-    return;  // placed on the next tick, when a worker is ready
-  role.worker = w;
-  role.state = "starting";
-  role.last_seen_ns = monotonic_ns();
-  auto& handle = st.workers[static_cast<std::size_t>(w)].handle;
-  auto on_error = [self, id, role_name = role.role](caf::error& e) {
-    auto it = self->state.videos.find(id);
-    if (it == self->state.videos.end())
-      return;
-    spdlog::warn("node {}: starting {} of video {} failed: {}", self->state.opt.name, role_name, id, describe(e));
-    auto& vv = it->second;
-    auto& r = role_name == "decoder" ? vv.decoder
-                                     : *std::find_if(vv.consumers.begin(), vv.consumers.end(),
-                                                     [&](const role_slot& c) { return c.role == role_name; });
-    r.state = "lost";
-  };
-  if (role.role == "decoder") {
-    decoder_task t;
-    t.video = id;
-    t.epoch = v.task.epoch;
-    t.input = v.task.input;
-    t.ring = v.ring->name();
-    // A resumed video starts early enough for every analyzer's pre-roll.
-    int preroll = 0;
-    for (const auto& a : v.task.analyzers)
-      preroll = std::max(preroll, analysis::preroll_frames(a));
-    t.start_frame = std::max<int64_t>(0, v.task.start_frame - preroll);
-    self->request(handle, request_timeout, t).then([](caf::ok_atom) {}, on_error);
-  } else {
-    consumer_task t;
-    t.video = id;
-    t.epoch = v.task.epoch;
-    t.ring = v.ring->name();
-    t.consumer_id = role.consumer_id;
-    t.analyzer = role.role;
-    t.stride = v.task.stride;
-    t.output_dir = v.output_dir + "/" + role.role;
-    t.fps = v.meta.fps;
-    t.batch_frames = std::max<uint32_t>(1, std::min(st.opt.batch_frames, v.ring->slot_count() / 4));
-    t.params = st.opt.analyzer_params;
-    t.emit_from = v.task.start_frame;
-    for (const auto& [frame, why] : v.quarantine[role.role]) {
-      t.quarantine.push_back(frame);
-      t.quarantine_reasons.push_back(why);
-    }
-    self->request(handle, request_timeout, t).then([](caf::ok_atom) {}, on_error);
+decoder_task make_decoder_task(const node_state& st, const video_entry& v) {
+  decoder_task t;
+  t.video = v.sup.task().video;
+  t.epoch = v.sup.task().epoch;
+  t.input = v.sup.task().input;
+  t.ring = v.ring->name();
+  t.start_frame = v.sup.task().decode_from;  // the coordinator includes the analyzers' pre-roll
+  t.pace_fps = st.opt.pace_fps;
+  return t;
+}
+
+consumer_task make_consumer_task(const node_state& st, const video_entry& v, const supervised_role& r) {
+  consumer_task t;
+  t.video = v.sup.task().video;
+  t.epoch = v.sup.task().epoch;
+  t.ring = v.ring->name();
+  t.consumer_id = r.consumer_id;
+  t.analyzer = r.analyzer;
+  t.stride = v.sup.task().stride;
+  t.output_dir = v.output_dir + "/" + r.analyzer;
+  t.fps = v.sup.meta().fps;
+  t.batch_frames =
+      std::max<uint32_t>(1, std::min(st.opt.batch_frames, v.ring->slot_count() / batches_per_ring));
+  t.settings = st.opt.analyzers;
+  t.emit_from = v.sup.task().start_frame;
+  for (const auto& [frame, why] : r.quarantine) {
+    t.quarantine.push_back(frame);
+    t.quarantine_reasons.push_back(why);
   }
+  return t;
+}
+
+void on_start_failed(node_ptr self, uint64_t id, uint64_t epoch, role_id r, uint32_t worker,
+                     const caf::error& e) {
+  auto* v = find_video(self, id, epoch);
+  if (!v)
+    return;
+  spdlog::warn("node {}: starting {} of video {} on worker {} failed: {}", self->state.opt.name,
+               role_name(v->sup.roles().at(r)), id, worker, describe(e));
+  v->sup.on_start_failed(r, worker);
+}
+
+/// Sends role `r` of video `id` to a ready worker; false if none is ready.
+bool place_role(node_ptr self, uint64_t id, role_id r) {
+  auto& st = self->state;
+  const auto w = st.workers->pick();
+  if (!w)
+    return false;
+  auto& v = st.videos.at(id);
+  v.sup.on_placed(r, *w, st.workers->slots()[*w].pid);
+  const auto& handle = st.worker_handles[*w];
+  auto on_error = [self, id, epoch = v.sup.task().epoch, r, w = *w](caf::error& e) {
+    guarded("node: start role", [&] { on_start_failed(self, id, epoch, r, w, e); });
+  };
+  if (r == decoder_role)
+    self->request(handle, request_timeout, make_decoder_task(st, v)).then([](caf::ok_atom) {}, on_error);
+  else
+    self->request(handle, request_timeout, make_consumer_task(st, v, v.sup.roles().at(r)))
+        .then([](caf::ok_atom) {}, on_error);
+  return true;
 }
 
 void place_pending(node_ptr self) {
-  for (auto& [id, v] : self->state.videos) {
-    if (v.phase != "running")
-      continue;
-    // Consumers first: the decoder must never run ahead of its readers' registration.
-    for (auto& c : v.consumers)
-      if (c.state == "pending" || c.state == "lost")
-        place(self, id, c);
-    if (v.decoder.state == "pending" || v.decoder.state == "lost")
-      place(self, id, v.decoder);
-  }
+  for (const auto& [id, v] : self->state.videos)
+    for (role_id r : v.sup.unplaced())  // consumers first
+      if (!place_role(self, id, r))
+        return;  // no ready worker: the next tick or hello tries again
 }
 
-void start_video(node_ptr self, uint64_t id, const video_meta& meta) {
-  auto& st = self->state;
-  auto it = st.videos.find(id);
-  if (it == st.videos.end())
-    return;
-  auto& v = it->second;
-  v.meta = meta;
-  // Capacity against the node's shared-memory budget.
+// -- starting a video -----------------------------------------------------------------------
+
+uint64_t shm_free(const node_state& st) {
   uint64_t used = 0;
-  for (const auto& [other_id, o] : st.videos)
-    used += o.ring_bytes;
-  const uint64_t per_slot = shm::slot_bytes_for(meta.width, meta.height);
-  const uint64_t left = st.opt.shm_budget > used ? st.opt.shm_budget - used : 0;
-  uint32_t slots = st.opt.ring_slots;
-  const uint64_t fit = left / std::max<uint64_t>(1, per_slot);
-  if (fit < 4) {
+  for (const auto& [id, v] : st.videos)
+    used += v.ring_bytes;
+  return st.opt.shm_budget > used ? st.opt.shm_budget - used : 0;
+}
+
+/// Creates the video's ring within the shared-memory budget. When it cannot,
+/// the video is reported (and gone) and the result is false.
+bool create_ring(node_ptr self, video_entry& v, const video_meta& meta) {
+  auto& st = self->state;
+  const auto& task = v.sup.task();
+  const uint64_t per_slot = std::max<uint64_t>(1, shm::slot_bytes_for(meta.width, meta.height));
+  const uint64_t left = shm_free(st);
+  const uint64_t fit = left / per_slot;
+  if (fit < min_ring_slots) {
     // Too big for the whole budget: the video can never run here. Too big for
     // what is free now: it waits in the coordinator's queue.
-    const bool never = st.opt.shm_budget / std::max<uint64_t>(1, per_slot) < 4;
-    report_video(self, v, false,
-                 v.task.input + ": frames of " + std::to_string(meta.width) + "x" + std::to_string(meta.height) +
-                     " need " + shm::format_bytes(per_slot) + " each; node '" + st.opt.name + "' has " +
-                     shm::format_bytes(left) + " of its " + shm::format_bytes(st.opt.shm_budget) +
-                     " shared-memory budget free (a ring needs at least 4 frames)",
-                 !never);
-    return;
+    const bool never = st.opt.shm_budget / per_slot < min_ring_slots;
+    finish_video(self, v, never ? video_outcome::failed : video_outcome::retry_later,
+                 task.input + ": frames of " + std::to_string(meta.width) + "x" +
+                     std::to_string(meta.height) + " need " + shm::format_bytes(per_slot) + " each; node '" +
+                     st.opt.name + "' has " + shm::format_bytes(left) + " of its " +
+                     shm::format_bytes(st.opt.shm_budget) +
+                     " shared-memory budget free (a ring needs at least " + std::to_string(min_ring_slots) +
+                     " frames)");
+    return false;
   }
-  slots = static_cast<uint32_t>(std::min<uint64_t>(slots, fit));
   shm::ring_options ro;
-  ro.name = ring_prefix(st.opt) + "v" + std::to_string(id) + "-e" + std::to_string(v.task.epoch);
+  ro.name = ring_prefix(st.opt) + "v" + std::to_string(task.video) + "-e" + std::to_string(task.epoch);
   ro.width = meta.width;
   ro.height = meta.height;
-  ro.slot_count = slots;
+  ro.slot_count = static_cast<uint32_t>(std::min<uint64_t>(st.opt.ring_slots, fit));
   auto ring = shm::frame_ring::create(ro);
   if (!ring) {
-    report_video(self, v, false, v.task.input + ": " + ring.error().message);
-    return;
+    finish_video(self, v, video_outcome::failed, task.input + ": " + ring.error().message);
+    return false;
   }
   v.ring.emplace(std::move(*ring));
   v.ring_bytes = v.ring->status().segment_bytes;
-  v.output_dir = st.opt.output_dir + "/job-" + std::to_string(v.task.job) + "/video-" + std::to_string(id);
-  uint32_t cid = 1;
-  for (const auto& a : v.task.analyzers) {
-    role_slot c;
-    c.role = a;
-    c.consumer_id = cid++;
-    v.ring->reserve_consumer(c.consumer_id, 0, std::max<uint32_t>(1, v.task.stride));
-    v.consumers.push_back(c);
-  }
-  v.decoder.role = "decoder";
-  v.phase = "running";
+  return true;
+}
+
+void on_probed(node_ptr self, uint64_t id, uint64_t epoch, const video_meta& meta) {
+  auto& st = self->state;
+  auto* v = find_video(self, id, epoch);
+  if (!v || !create_ring(self, *v, meta))
+    return;
+  const auto& task = v->sup.task();
+  v->output_dir = st.opt.output_dir + "/job-" + std::to_string(task.job) + "/video-" + std::to_string(id);
+  for (const auto& r : v->sup.roles())
+    if (r.kind == actor_kind::consumer)
+      v->ring->reserve_consumer(r.consumer_id, 0, std::max<uint32_t>(1, task.stride));
+  v->sup.start(meta);
   spdlog::info("node {}: video {} ({}x{}, {} frames) on ring {} ({} slots), analyzers: {}", st.opt.name, id,
-               meta.width, meta.height, meta.frames, v.ring->name(), v.ring->slot_count(), v.task.analyzers.size());
+               meta.width, meta.height, meta.frames, v->ring->name(), v->ring->slot_count(),
+               task.analyzers.size());
   place_pending(self);
 }
 
-void on_worker_death(node_ptr self, worker_slot& w, const std::string& why) {
-  auto& st = self->state;
-  spdlog::warn("node {}: worker {} died ({}); restarting it and re-placing its actors", st.opt.name, w.index, why);
-  w.ready = false;
-  w.handle = nullptr;
-  w.proc.reset();
-  ++w.restarts;
-  const uint64_t backoff_ms = std::min<uint64_t>(10'000, 100ull << std::min<uint32_t>(w.restarts, 7));
-  w.restart_at_ns = monotonic_ns() + backoff_ms * 1'000'000ull;
-  const int idx = static_cast<int>(w.index);
-  const uint64_t now = monotonic_ns();
-  const uint64_t window = uint64_t{st.opt.restart_window_s} * 1'000'000'000ull;
-  // Restart-intensity limit: true when `r` restarted too often, recently.
-  auto too_often = [&](role_slot& r) {
-    r.restart_times.push_back(now);
-    while (!r.restart_times.empty() && now - r.restart_times.front() > window)
-      r.restart_times.pop_front();
-    return r.restart_times.size() > st.opt.restart_limit;
-  };
-  std::vector<std::pair<uint64_t, std::string>> escalate;
-  for (auto& [id, v] : st.videos) {
-    if (v.phase != "running")
-      continue;
-    if (v.decoder.worker == idx && v.decoder.state != "done") {
-      v.decoder.state = "lost";
-      ++v.decoder.restarts;
-      if (too_often(v.decoder))
-        escalate.emplace_back(id, "decoder");
-    }
-    auto rs = v.ring->status();
-    for (auto& c : v.consumers) {
-      if (c.worker != idx || c.state == "done")
-        continue;
-      // The frame it was analysing when the worker died: the last one handed out.
-      for (const auto& e : rs.consumers)
-        if (e.id == c.consumer_id && e.read_high > e.committed)
-          if (auto frame = v.ring->frame_index_at(e.read_high - 1)) {
-            auto n = ++v.crashes[c.role][*frame];
-            if (n >= st.opt.poison_attempts && !v.quarantine[c.role].count(*frame)) {
-              std::string reason = std::string(c.hung ? "analyzer hung" : "analyzer crashed") + " on this frame " +
-                                   std::to_string(n) + " times (last: worker " + why + ")";
-              v.quarantine[c.role][*frame] = reason;
-              spdlog::warn("node {}: video {} frame {} quarantined for {}: {}", st.opt.name, id, *frame, c.role,
-                           reason);
-            }
-          }
-      c.hung = false;
-      // Its unacknowledged frames stay in the ring for the restarted consumer.
-      v.ring->mark_consumer_dead(c.consumer_id);
-      c.state = "lost";
-      ++c.restarts;
-      if (too_often(c))
-        escalate.emplace_back(id, c.role);
-    }
-  }
-  for (const auto& [id, role] : escalate)
-    if (auto it = st.videos.find(id); it != st.videos.end())
-      report_video(self, it->second, false,
-                   it->second.task.input + ": " + role + " restarted more than " +
-                       std::to_string(st.opt.restart_limit) + " times in " + std::to_string(st.opt.restart_window_s) +
-                       " s on node " + st.opt.name + " (last: worker " + why + ")",
-                   false, true);
-}
-
-/// An actor that has sent nothing for hang_timeout is stuck (in FFmpeg or an
-/// analyzer); the only way to stop it is to end its worker.
-void detect_hangs(node_ptr self) {
-  auto& st = self->state;
-  const uint64_t now = monotonic_ns();
-  const uint64_t limit = uint64_t{st.opt.hang_timeout_s} * 1'000'000'000ull;
-  for (auto& [id, v] : st.videos) {
-    if (v.phase != "running")
-      continue;
-    auto check = [&](role_slot& r) {
-      if (r.worker < 0 || r.state == "done" || r.state == "lost" || r.state == "pending" || now - r.last_seen_ns < limit)
-        return;
-      auto& w = st.workers[static_cast<std::size_t>(r.worker)];
-      if (!w.proc)
-        return;
-      spdlog::warn("node {}: {} of video {} silent for {} s; killing worker {} (pid {})", st.opt.name, r.role, id,
-                   (now - r.last_seen_ns) / 1'000'000'000ull, w.index, w.proc->pid());
-      r.hung = true;
-      r.last_seen_ns = now;
-      w.proc->kill(SIGKILL);
-    };
-    check(v.decoder);
-    for (auto& c : v.consumers)
-      check(c);
-  }
+void on_probe_failed(node_ptr self, uint64_t id, uint64_t epoch, const caf::error& e) {
+  if (auto* v = find_video(self, id, epoch))
+    finish_video(self, *v, video_outcome::failed, describe(e));
 }
 
 // -- the live tree ------------------------------------------------------------------------
+
+void add_worker_rows(const node_state& st, const std::string& node_id, node_status& s) {
+  for (const auto& w : st.workers->slots()) {
+    tree_entry e;
+    e.id = node_id + "/worker-" + std::to_string(w.index);
+    e.parent = node_id;
+    e.kind = actor_kind::worker;
+    e.name = "worker-" + std::to_string(w.index);
+    e.state = w.state;
+    e.pid = w.pid;
+    e.restarts = w.restarts;
+    s.entries.push_back(e);
+  }
+}
+
+tree_entry role_row(const video_entry& v, const supervised_role& r, const tree_entry& video,
+                    const std::optional<shm::ring_status>& rs) {
+  const bool consumer = r.kind == actor_kind::consumer;
+  const std::string id = std::to_string(v.sup.task().video);
+  tree_entry x;
+  x.id = consumer ? "consumer:" + id + "/" + r.analyzer : "decoder:" + id;
+  x.parent = video.id;
+  x.kind = r.kind;
+  x.name = role_name(r);
+  x.state = r.state;
+  x.fps = r.last.fps;
+  x.position = r.last.position;
+  x.total = v.sup.meta().frames;
+  x.pid = r.last.pid;
+  x.restarts = r.restarts;
+  x.ring_slots = video.ring_slots;
+  x.quarantined = r.quarantine.size();
+  x.ring_fill = video.ring_fill;
+  if (consumer) {
+    x.lag = std::max<int64_t>(0, v.sup.decoder().last.position - r.last.position);
+    x.ring_fill = 0;
+    if (rs)
+      for (const auto& c : rs->consumers)
+        if (c.id == r.consumer_id) {
+          x.redelivered = c.redelivered;
+          x.ring_fill = rs->produced - std::min(rs->produced, c.committed);
+        }
+  }
+  return x;
+}
+
+void add_video_rows(const video_entry& v, const std::string& node_id, node_status& s) {
+  const bool running = v.sup.phase() == video_phase::running;
+  tree_entry e;
+  e.id = "video:" + std::to_string(v.sup.task().video);
+  e.parent = node_id;
+  e.kind = actor_kind::video;
+  e.name = std::filesystem::path(v.sup.task().input).filename().string();
+  e.state = running ? actor_state::running : actor_state::probing;
+  e.total = v.sup.meta().frames;
+  e.position = v.sup.decoder().last.position;
+  std::optional<shm::ring_status> rs;
+  if (v.ring) {
+    rs = v.ring->status();
+    e.ring_fill = rs->fill();
+    e.ring_slots = rs->slot_count;
+  }
+  s.entries.push_back(e);
+  if (running)
+    for (const auto& r : v.sup.roles())
+      s.entries.push_back(role_row(v, r, e, rs));
+}
 
 node_status build_status(node_ptr self) {
   auto& st = self->state;
@@ -405,77 +421,83 @@ node_status build_status(node_ptr self) {
   tree_entry n;
   n.id = node_id;
   n.parent = "coordinator";
-  n.kind = "node";
+  n.kind = actor_kind::node;
   n.name = st.opt.name;
-  n.state = st.registered ? "connected" : "connecting";
+  n.state = st.registered ? actor_state::connected : actor_state::connecting;
   n.pid = static_cast<uint32_t>(getpid());
   n.position = static_cast<int64_t>(st.videos.size());
   s.entries.push_back(n);
-  for (const auto& w : st.workers) {
-    tree_entry e;
-    e.id = node_id + "/worker-" + std::to_string(w.index);
-    e.parent = node_id;
-    e.kind = "worker";
-    e.name = "worker-" + std::to_string(w.index);
-    e.state = w.ready ? "ready" : (w.proc ? "starting" : "restarting");
-    e.pid = w.proc ? static_cast<uint32_t>(w.proc->pid()) : 0;
-    e.restarts = w.restarts;
-    s.entries.push_back(e);
-  }
-  for (const auto& [id, v] : st.videos) {
-    tree_entry e;
-    e.id = "video:" + std::to_string(id);
-    e.parent = node_id;
-    e.kind = "video";
-    e.name = std::filesystem::path(v.task.input).filename().string();
-    e.state = v.phase;
-    e.total = v.meta.frames;
-    e.position = v.decoder.last.position;
-    std::optional<shm::ring_status> rs;
-    if (v.ring) {
-      rs = v.ring->status();
-      e.ring_fill = rs->fill();
-      e.ring_slots = rs->slot_count;
-    }
-    s.entries.push_back(e);
-    auto role_entry = [&](const role_slot& r, const std::string& kind) {
-      tree_entry x;
-      x.id = kind + ":" + std::to_string(id) + (kind == "consumer" ? "/" + r.role : "");
-      x.parent = e.id;
-      x.kind = kind;
-      x.name = r.role;
-      x.state = r.state;
-      x.fps = r.last.fps;
-      x.position = r.last.position;
-      x.total = v.meta.frames;
-      x.pid = r.last.pid;
-      x.restarts = r.restarts;
-      x.ring_slots = e.ring_slots;
-      if (auto q = v.quarantine.find(r.role); q != v.quarantine.end())
-        x.quarantined = q->second.size();
-      if (kind == "consumer") {
-        x.lag = std::max<int64_t>(0, v.decoder.last.position - r.last.position);
-        if (rs)
-          for (const auto& c : rs->consumers)
-            if (c.id == r.consumer_id) {
-              x.redelivered = c.redelivered;
-              x.ring_fill = rs->produced - std::min(rs->produced, c.committed);
-            }
-      } else {
-        x.ring_fill = e.ring_fill;
-      }
-      s.entries.push_back(x);
-    };
-    if (v.phase == "running") {
-      role_entry(v.decoder, "decoder");
-      for (const auto& c : v.consumers)
-        role_entry(c, "consumer");
-    }
-  }
+  add_worker_rows(st, node_id, s);
+  for (const auto& [id, v] : st.videos)
+    add_video_rows(v, node_id, s);
   return s;
 }
 
 // -- coordinator link ----------------------------------------------------------------------
+
+void retry_connect(node_ptr self) {
+  auto& st = self->state;
+  st.connecting = false;
+  self->delayed_send(self, st.reconnect.next(), connect_to_atom::value);
+}
+
+node_info make_node_info(const node_state& st) {
+  node_info info;
+  info.name = st.opt.name;
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  info.host = host;
+  info.cores = st.workers ? st.workers->size() : 0;
+  info.shm_budget = st.opt.shm_budget;
+  info.version = version;
+  info.pid = static_cast<uint32_t>(getpid());
+  for (const auto& [id, v] : st.videos)
+    info.running.push_back(id);
+  // Finished here but not yet reported: still ours until the report lands.
+  for (const auto& r : st.unsent_reports)
+    info.running.push_back(r.video);
+  return info;
+}
+
+void on_registered(node_ptr self, const coordinator_actor& coord) {
+  auto& st = self->state;
+  st.coord = coord;
+  st.registered = true;
+  st.connecting = false;
+  st.reconnect.reset();
+  self->monitor(coord);
+  spdlog::info("node {}: registered with coordinator {}:{}", st.opt.name, st.opt.coordinator_host,
+               st.opt.coordinator_port);
+  send_reports(self);
+}
+
+/// Runs a step of the connection and, if it throws, retries later instead of
+/// staying "connecting" for ever.
+template <class F>
+void connect_step(node_ptr self, const char* where, F&& step) {
+  if (guarded(where, [&]() -> caf::error {
+        step();
+        return caf::none;
+      }))
+    retry_connect(self);
+}
+
+void on_connected(node_ptr self, const caf::strong_actor_ptr& ptr) {
+  if (!ptr) {
+    retry_connect(self);
+    return;
+  }
+  auto coord = caf::actor_cast<coordinator_actor>(ptr);
+  self->request(coord, connect_timeout, make_node_info(self->state), caf::actor_cast<node_actor>(self))
+      .then(
+          [self, coord](node_welcome&) {
+            connect_step(self, "node: registered", [&] { on_registered(self, coord); });
+          },
+          [self](caf::error& e) {
+            spdlog::warn("node {}: registration refused: {}", self->state.opt.name, describe(e));
+            retry_connect(self);
+          });
+}
 
 void connect(node_ptr self) {
   auto& st = self->state;
@@ -483,245 +505,192 @@ void connect(node_ptr self) {
     return;
   st.connecting = true;
   auto mm = self->system().middleman().actor_handle();
-  self->request(mm, std::chrono::seconds(5), caf::connect_atom::value, st.opt.coordinator_host,
+  self->request(mm, connect_timeout, caf::connect_atom::value, st.opt.coordinator_host,
                 st.opt.coordinator_port)
       .then(
           [self](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
-            auto& st = self->state;
-            if (!ptr) {
-              st.connecting = false;
-              self->delayed_send(self, std::chrono::milliseconds(st.backoff_ms), connect_to_atom::value);
-              return;
-            }
-            auto coord = caf::actor_cast<coordinator_actor>(ptr);
-            node_info info;
-            info.name = st.opt.name;
-            char host[256] = {0};
-            gethostname(host, sizeof(host) - 1);
-            info.host = host;
-            info.cores = static_cast<uint32_t>(st.workers.size());
-            info.shm_budget = st.opt.shm_budget;
-            info.version = version;
-            info.pid = static_cast<uint32_t>(getpid());
-            for (const auto& [id, v] : st.videos)
-              info.running.push_back(id);
-            // Finished here but not yet reported: still ours until the report lands.
-            for (const auto& r : st.unsent_reports)
-              info.running.push_back(r.video);
-            self->request(coord, std::chrono::seconds(5), info, caf::actor_cast<node_actor>(self))
-                .then(
-                    [self, coord](node_welcome&) {
-                      auto& st = self->state;
-                      st.coord = coord;
-                      st.registered = true;
-                      st.connecting = false;
-                      st.backoff_ms = 250;
-                      self->monitor(coord);
-                      spdlog::info("node {}: registered with coordinator {}:{}", st.opt.name,
-                                   st.opt.coordinator_host, st.opt.coordinator_port);
-                      send_reports(self);
-                    },
-                    [self](caf::error& e) {
-                      auto& st = self->state;
-                      spdlog::warn("node {}: registration refused: {}", st.opt.name, describe(e));
-                      st.connecting = false;
-                      st.backoff_ms = std::min<uint32_t>(st.backoff_ms * 2, 5000);
-                      self->delayed_send(self, std::chrono::milliseconds(st.backoff_ms), connect_to_atom::value);
-                    });
+            connect_step(self, "node: connected", [&] { on_connected(self, ptr); });
           },
-          [self](caf::error&) {
-            auto& st = self->state;
-            st.connecting = false;
-            st.backoff_ms = std::min<uint32_t>(st.backoff_ms * 2, 5000);
-            self->delayed_send(self, std::chrono::milliseconds(st.backoff_ms), connect_to_atom::value);
-          });
+          [self](caf::error&) { retry_connect(self); });
+}
+
+// -- handlers --------------------------------------------------------------------------------
+
+void on_publish(node_ptr self, uint16_t port) {
+  auto& st = self->state;
+  if (st.workers)
+    return;  // published once
+  st.workers = std::make_unique<worker_pool>(
+      st.opt.workers, std::make_unique<process_launcher>(st.opt.worker_exe, port), st.clock);
+  st.worker_handles.assign(st.opt.workers, worker_actor{});
+  self->send(self, tick_atom::value);  // the tick starts (and restarts) the workers
+}
+
+void on_tick(node_ptr self) {
+  auto& st = self->state;
+  if (!st.workers)
+    return;
+  for (const auto& e : st.workers->on_tick())
+    on_worker_exit(self, e);
+  for (auto& [id, v] : st.videos)
+    if (v.ring)
+      v.ring->reclaim_dead_consumers();
+  supervise_videos(self);
+  place_pending(self);
+  const uint64_t now = st.clock.now_ns();
+  if (st.registered && now - st.last_status_ns >= to_ns(status_interval)) {
+    st.last_status_ns = now;
+    self->send(st.coord, build_status(self));
+    send_reports(self);
+  }
+}
+
+caf::result<caf::ok_atom> on_worker_hello(node_ptr self, const worker_hello& h, const worker_actor& w) {
+  auto& st = self->state;
+  if (!st.workers)
+    return make_error(errc::unavailable, "node " + st.opt.name + " has not started its workers");
+  if (auto ok = st.workers->on_hello(h.index, h.pid); !ok)
+    return make_error(errc::invalid_request, ok.error());
+  st.worker_handles[h.index] = w;
+  self->monitor(w);
+  spdlog::info("node {}: worker {} ready (pid {})", st.opt.name, h.index, h.pid);
+  connect(self);
+  place_pending(self);
+  return caf::ok_atom::value;
+}
+
+/// No result can exist for a frame the decoder has not produced yet.
+caf::error check_frame_range(const node_state& st, const result_batch& b, const video_entry& v) {
+  const int64_t produced = v.ring ? v.ring->next_frame_index() : 0;
+  for (const auto& f : b.frames)
+    if (f.frame < 0 || f.frame >= produced) {
+      spdlog::warn("node {}: rejected {} result for frame {} of video {}: outside the decoded frames [0, {})",
+                   st.opt.name, b.analyzer, f.frame, b.video, produced);
+      return make_error(errc::invalid_request, "frame " + std::to_string(f.frame) + " is outside video " +
+                                                   std::to_string(b.video) +
+                                                   " (decoded so far: " + std::to_string(produced) + ")");
+    }
+  return caf::none;
+}
+
+/// Fenced: the coordinator gave this video to someone else (we were presumed
+/// dead). Stop working on it here.
+void on_batch_refused(node_ptr self, uint64_t video, uint64_t epoch, const caf::error& e) {
+  if (!is_stale_epoch(e) || !find_video(self, video, epoch))
+    return;
+  spdlog::warn("node {}: video {} epoch {} was revoked by the coordinator; dropping it", self->state.opt.name,
+               video, epoch);
+  stop_video(self, video);
+}
+
+caf::result<batch_ack> on_result_batch(node_ptr self, result_batch& b) {
+  auto& st = self->state;
+  const auto* v = find_video(self, b.video, b.epoch);
+  if (!v)
+    return make_error(errc::stale_epoch, "video " + std::to_string(b.video) + " epoch " +
+                                             std::to_string(b.epoch) + " is not assigned to this node");
+  if (auto err = check_frame_range(st, b, *v))
+    return err;
+  if (!st.registered)
+    return make_error(errc::unavailable, "coordinator not connected");
+  b.node = st.opt.name;
+  auto rp = self->make_response_promise<batch_ack>();
+  const uint64_t video = b.video;
+  const uint64_t epoch = b.epoch;
+  self->request(st.coord, request_timeout, std::move(b))
+      .then([rp](batch_ack& a) mutable { rp.deliver(a); },
+            [self, rp, video, epoch](caf::error& e) mutable {
+              guarded("node: batch refused", [&] { on_batch_refused(self, video, epoch, e); });
+              rp.deliver(e);
+            });
+  return rp;
+}
+
+void on_progress(node_ptr self, const actor_progress& p) {
+  if (auto* v = find_video(self, p.video, p.epoch))
+    carry_out(self, p.video, v->sup.on_progress(p));
+}
+
+caf::result<caf::ok_atom> on_video_task(node_ptr self, const video_task& t) {
+  auto& st = self->state;
+  if (auto it = st.videos.find(t.video); it != st.videos.end()) {
+    if (it->second.sup.task().epoch >= t.epoch)
+      return caf::ok_atom::value;  // already running this assignment
+    stop_video(self, t.video);     // an older assignment: replace it
+  }
+  const auto w = st.workers ? st.workers->pick() : std::nullopt;
+  if (!w)
+    return make_error(errc::no_capacity, "node " + st.opt.name + " has no ready worker");
+  st.videos.emplace(t.video,
+                    video_entry{video_supervisor{t, st.opt.name, st.opt.supervision, st.clock}, {}, 0, {}});
+  spdlog::info("node {}: assigned video {} epoch {} ({}), from frame {} (decoding from {})", st.opt.name,
+               t.video, t.epoch, t.input, t.start_frame, t.decode_from);
+  self->request(st.worker_handles[*w], probe_timeout, probe_atom::value, t.input)
+      .then([self, id = t.video, epoch = t.epoch](
+                video_meta& m) { guarded("node: probed", [&] { on_probed(self, id, epoch, m); }); },
+            [self, id = t.video, epoch = t.epoch](caf::error& e) {
+              guarded("node: probe failed", [&] { on_probe_failed(self, id, epoch, e); });
+            });
+  return caf::ok_atom::value;
+}
+
+void on_cancel(node_ptr self, uint64_t video) {
+  spdlog::info("node {}: video {} cancelled", self->state.opt.name, video);
+  stop_video(self, video);
+}
+
+void on_down(node_ptr self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  if (st.coord && dm.source == st.coord.address()) {
+    spdlog::warn("node {}: lost the coordinator ({}); reconnecting", st.opt.name, caf::to_string(dm.reason));
+    st.registered = false;
+    st.coord = nullptr;
+    self->delayed_send(self, st.reconnect.next(), connect_to_atom::value);
+    return;
+  }
+  for (uint32_t i = 0; i < st.worker_handles.size(); ++i)
+    if (st.worker_handles[i] && dm.source == st.worker_handles[i].address()) {
+      // The actor is gone but the process may linger: end it; the tick restarts it.
+      st.workers->kill(i);
+      st.worker_handles[i] = nullptr;
+    }
 }
 
 node_full_actor::behavior_type node_behavior(node_ptr self, node_options opt) {
   self->state.opt = std::move(opt);
-  self->set_down_handler([self](caf::down_msg& dm) {
-    auto& st = self->state;
-    if (st.coord && dm.source == st.coord.address()) {
-      spdlog::warn("node {}: lost the coordinator ({}); reconnecting", st.opt.name, caf::to_string(dm.reason));
-      st.registered = false;
-      st.coord = nullptr;
-      self->delayed_send(self, std::chrono::milliseconds(st.backoff_ms), connect_to_atom::value);
-      return;
-    }
-    for (auto& w : st.workers)
-      if (w.handle && dm.source == w.handle.address() && w.proc) {
-        // The actor is gone but the process may linger: end it; the tick restarts it.
-        w.proc->kill(SIGKILL);
-        w.ready = false;
-      }
-  });
+  self->set_down_handler([self](caf::down_msg& dm) { guarded("node: down", [&] { on_down(self, dm); }); });
   self->attach_functor([self] {
-    // Workers die with the node (child_process kills and reaps them); rings are
-    // removed by their owners' destructors.
+    // Rings first (their owners remove the segments), then the workers (the
+    // launcher kills and reaps them).
     self->state.videos.clear();
-    self->state.workers.clear();
+    self->state.workers.reset();
   });
   return {
-      // -- from main --
-      [self](caf::publish_atom, uint16_t port) {
-        auto& st = self->state;
-        st.worker_port = port;
-        for (uint32_t i = 0; i < st.opt.workers; ++i) {
-          worker_slot w;
-          w.index = i;
-          st.workers.push_back(std::move(w));
-        }
-        for (auto& w : st.workers)
-          start_worker(self, w);
-        self->send(self, tick_atom::value);
-      },
-      [self](connect_to_atom) { connect(self); },
+      [self](caf::publish_atom, uint16_t port) { guarded("node: publish", [&] { on_publish(self, port); }); },
+      [self](connect_to_atom) { guarded("node: connect", [&] { connect(self); }); },
       [self](tick_atom) {
-        auto& st = self->state;
-        const uint64_t now = monotonic_ns();
-        for (auto& w : st.workers) {
-          if (w.proc) {
-            if (auto ex = w.proc->poll())
-              on_worker_death(self, w, ex->describe());
-          } else if (now >= w.restart_at_ns) {
-            start_worker(self, w);
-          }
-        }
-        for (auto& [id, v] : st.videos)
-          if (v.ring)
-            v.ring->reclaim_dead_consumers();
-        detect_hangs(self);
-        place_pending(self);
-        if (st.registered && now - st.last_status_ns >= status_every_ns) {
-          st.last_status_ns = now;
-          self->send(st.coord, build_status(self));
-          send_reports(self);
-        }
-        self->delayed_send(self, tick_interval, tick_atom::value);
+        guarded("node: tick", [&] { on_tick(self); });
+        self->delayed_send(self, tick_interval, tick_atom::value);  // even after a failed tick
       },
-      // -- from workers --
       [self](worker_hello& h, worker_actor& w) -> caf::result<caf::ok_atom> {
-        auto& st = self->state;
-        if (h.index >= st.workers.size())
-          return make_error(errc::invalid_request, "no worker slot " + std::to_string(h.index));
-        auto& slot = st.workers[h.index];
-        if (!slot.proc || static_cast<uint32_t>(slot.proc->pid()) != h.pid)
-          return make_error(errc::invalid_request, "worker pid " + std::to_string(h.pid) + " was not started here");
-        slot.handle = w;
-        slot.ready = true;
-        self->monitor(w);
-        spdlog::info("node {}: worker {} ready (pid {})", st.opt.name, h.index, h.pid);
-        connect(self);
-        place_pending(self);
-        return caf::ok_atom::value;
+        return guarded("node: worker hello", [&] { return on_worker_hello(self, h, w); });
       },
       [self](result_batch& b) -> caf::result<batch_ack> {
-        auto& st = self->state;
-        auto it = st.videos.find(b.video);
-        if (it == st.videos.end() || it->second.task.epoch != b.epoch)
-          return make_error(errc::stale_epoch, "video " + std::to_string(b.video) + " epoch " +
-                                                   std::to_string(b.epoch) + " is not assigned to this node");
-        // No result can exist for a frame the decoder has not produced yet.
-        const int64_t produced = it->second.ring ? it->second.ring->next_frame_index() : 0;
-        for (const auto& f : b.frames)
-          if (f.frame < 0 || f.frame >= produced) {
-            spdlog::warn("node {}: rejected {} result for frame {} of video {}: outside the decoded frames [0, {})",
-                         st.opt.name, b.analyzer, f.frame, b.video, produced);
-            return make_error(errc::invalid_request, "frame " + std::to_string(f.frame) + " is outside video " +
-                                                         std::to_string(b.video) + " (decoded so far: " +
-                                                         std::to_string(produced) + ")");
-          }
-        if (!st.registered)
-          return make_error(errc::unavailable, "coordinator not connected");
-        b.node = st.opt.name;
-        auto rp = self->make_response_promise<batch_ack>();
-        self->request(st.coord, request_timeout, std::move(b))
-            .then([rp](batch_ack& a) mutable { rp.deliver(a); },
-                  [self, rp, video = b.video, epoch = b.epoch](caf::error& e) mutable {
-                    // Fenced: the coordinator gave this video to someone else
-                    // (we were presumed dead). Stop working on it here.
-                    if (e.category() == caf::atom("framehive") && e.code() == static_cast<uint8_t>(errc::stale_epoch)) {
-                      auto it = self->state.videos.find(video);
-                      if (it != self->state.videos.end() && it->second.task.epoch == epoch) {
-                        spdlog::warn("node {}: video {} epoch {} was revoked by the coordinator; dropping it",
-                                     self->state.opt.name, video, epoch);
-                        stop_video(self, video);
-                      }
-                    }
-                    rp.deliver(e);
-                  });
-        return rp;
+        return guarded("node: result batch", [&] { return on_result_batch(self, b); });
       },
-      [self](actor_progress& p) {
-        auto& st = self->state;
-        auto it = st.videos.find(p.video);
-        if (it == st.videos.end() || it->second.task.epoch != p.epoch)
-          return;
-        auto& v = it->second;
-        role_slot* r = nullptr;
-        if (p.role == "decoder")
-          r = &v.decoder;
-        else
-          for (auto& c : v.consumers)
-            if (c.role == p.role)
-              r = &c;
-        if (!r || r->state == "done")
-          return;
-        r->last = p;
-        r->last_seen_ns = monotonic_ns();
-        if (p.state == "failed") {
-          report_video(self, v, false, p.error);
-          return;
-        }
-        r->state = p.state;
-        bool all = v.decoder.state == "done";
-        for (const auto& c : v.consumers)
-          all = all && c.state == "done";
-        if (all)
-          report_video(self, v, true, {});
-      },
-      // -- from the coordinator --
+      [self](actor_progress& p) { guarded("node: progress", [&] { on_progress(self, p); }); },
       [self](video_task& t) -> caf::result<caf::ok_atom> {
-        auto& st = self->state;
-        auto it = st.videos.find(t.video);
-        if (it != st.videos.end()) {
-          if (it->second.task.epoch >= t.epoch)
-            return caf::ok_atom::value;  // already running this assignment
-          stop_video(self, t.video);     // an older assignment: replace it
-        }
-        int w = pick_worker(self);
-        if (w < 0)
-          return make_error(errc::no_capacity, "node " + st.opt.name + " has no ready worker");
-        video_sup v;
-        v.task = t;
-        st.videos.emplace(t.video, std::move(v));
-        spdlog::info("node {}: assigned video {} epoch {} ({}), from frame {}", st.opt.name, t.video, t.epoch,
-                     t.input, t.start_frame);
-        self->request(st.workers[static_cast<std::size_t>(w)].handle, std::chrono::seconds(60), probe_atom::value,
-                      t.input)
-            .then(
-                [self, id = t.video, epoch = t.epoch](video_meta& m) {
-                  auto it = self->state.videos.find(id);
-                  if (it != self->state.videos.end() && it->second.task.epoch == epoch)
-                    start_video(self, id, m);
-                },
-                [self, id = t.video, epoch = t.epoch](caf::error& e) {
-                  auto it = self->state.videos.find(id);
-                  if (it != self->state.videos.end() && it->second.task.epoch == epoch)
-                    report_video(self, it->second, false, describe(e));
-                });
-        return caf::ok_atom::value;
+        return guarded("node: video task", [&] { return on_video_task(self, t); });
       },
-      [self](cancel_atom, uint64_t video) {
-        spdlog::info("node {}: video {} cancelled", self->state.opt.name, video);
-        stop_video(self, video);
-      },
+      [self](cancel_atom, uint64_t video) { guarded("node: cancel", [&] { on_cancel(self, video); }); },
   };
 }
 
 }  // namespace
 
-std::string ring_prefix(const node_options& o) { return o.shm_prefix + "-" + sanitize(o.name) + "-"; }
+std::string ring_prefix(const node_options& o) {
+  return o.shm_prefix + "-" + sanitize(o.name) + "-";
+}
 
 node_full_actor spawn_node(caf::actor_system& sys, node_options options) {
   return sys.spawn(node_behavior, std::move(options));

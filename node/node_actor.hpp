@@ -4,25 +4,35 @@
 #include <string>
 
 #include "actors/messages.hpp"
+#include "analysis/types.hpp"
+#include "node/video_supervisor.hpp"
 
 namespace framehive {
 
+// -- defaults (node.ini [global]) ---------------------------------------------------------
+
+inline constexpr const char* default_coordinator_host = "127.0.0.1";
+inline constexpr uint16_t default_coordinator_port = 4242;
+inline constexpr const char* default_shm_prefix = "framehive";
+inline constexpr uint32_t default_ring_slots = 32;
+/// A ring smaller than this cannot keep decoder and consumers busy at once.
+inline constexpr uint32_t min_ring_slots = 4;
+inline constexpr uint32_t default_batch_frames = 8;
+
 struct node_options {
-  std::string name;                ///< unique per cluster; defaults to the host name
-  std::string coordinator_host = "127.0.0.1";
-  uint16_t coordinator_port = 4242;
-  uint32_t workers = 2;            ///< worker processes to keep running
-  std::string worker_exe;          ///< path of framehive-worker
-  std::string output_dir;          ///< absolute; job outputs (thumbnails) go below it
-  uint64_t shm_budget = 0;         ///< bytes of /dev/shm this node may use for rings
-  uint32_t ring_slots = 32;        ///< wanted ring capacity in frames
-  std::string shm_prefix = "framehive";
-  uint32_t batch_frames = 8;       ///< frames per result batch
-  std::string analyzer_params = "{}";  ///< JSON object handed to every analyzer
-  uint32_t poison_attempts = 3;     ///< a frame that kills its analyzer this often is quarantined
-  uint32_t restart_limit = 5;       ///< restarts of one actor within restart_window ...
-  uint32_t restart_window_s = 30;   ///< ... before the video fails on this node
-  uint32_t hang_timeout_s = 60;     ///< an actor silent this long is hung: its worker is killed
+  std::string name;  ///< unique per cluster; defaults to the host name
+  std::string coordinator_host = default_coordinator_host;
+  uint16_t coordinator_port = default_coordinator_port;
+  uint32_t workers = 2;                      ///< worker processes to keep running
+  std::string worker_exe;                    ///< path of framehive-worker
+  std::string output_dir;                    ///< absolute; job outputs (thumbnails) go below it
+  uint64_t shm_budget = 0;                   ///< bytes of /dev/shm this node may use for rings
+  uint32_t ring_slots = default_ring_slots;  ///< wanted ring capacity in frames
+  std::string shm_prefix = default_shm_prefix;
+  uint32_t batch_frames = default_batch_frames;  ///< frames per result batch
+  analysis::analyzer_settings analyzers;         ///< handed to every consumer as it is
+  supervision_options supervision;
+  double pace_fps = 0;  ///< test only: decoders publish at most this many frames/s (0: off)
 };
 
 /// The node as seen by the coordinator, by its workers, and by its own timers.

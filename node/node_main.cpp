@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <thread>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/lifecycle.hpp"
@@ -24,22 +23,24 @@
 namespace {
 
 struct node_config : caf::actor_system_config {
-  std::string coordinator = "127.0.0.1:4242";
+  std::string coordinator = std::string(framehive::default_coordinator_host) + ":" +
+                            std::to_string(framehive::default_coordinator_port);
   std::string name;
   uint32_t workers = 0;
   std::string output_dir = "framehive-output";
   uint64_t shm_budget_mb = 0;
-  uint32_t ring_slots = 32;
-  std::string shm_prefix = "framehive";
-  uint32_t batch_frames = 8;
-  uint32_t people_max_width = 640;
-  uint32_t motion_width = 160;
-  double thumbnail_every_s = 5.0;
+  uint32_t ring_slots = framehive::default_ring_slots;
+  std::string shm_prefix = framehive::default_shm_prefix;
+  uint32_t batch_frames = framehive::default_batch_frames;
+  uint32_t people_max_width = framehive::analysis::default_people_max_width;
+  uint32_t motion_width = framehive::analysis::default_motion_width;
+  double thumbnail_every_s = framehive::analysis::default_thumbnail_every_s;
   std::string faults;
-  uint32_t poison_attempts = 3;
-  uint32_t restart_limit = 5;
-  uint32_t restart_window_s = 30;
-  uint32_t hang_timeout_s = 60;
+  uint32_t poison_attempts = framehive::default_poison_attempts;
+  uint32_t restart_limit = framehive::default_restart_limit;
+  uint32_t restart_window_s = static_cast<uint32_t>(framehive::default_restart_window.count());
+  uint32_t hang_timeout_s = static_cast<uint32_t>(framehive::default_hang_timeout.count());
+  uint32_t pace_fps = 0;
   node_config() {
     opt_group{custom_options_, "global"}
         .add(coordinator, "coordinator", "coordinator address HOST:PORT")
@@ -52,15 +53,38 @@ struct node_config : caf::actor_system_config {
         .add(batch_frames, "batch-frames", "frames per result batch");
     opt_group{custom_options_, "supervision"}
         .add(poison_attempts, "poison-attempts", "a frame that kills its analyzer this often is quarantined")
-        .add(restart_limit, "restart-limit", "restarts of one actor within restart-window-s before its video fails here")
+        .add(restart_limit, "restart-limit",
+             "restarts of one actor within restart-window-s before its video fails here")
         .add(restart_window_s, "restart-window-s", "window of the restart limit, in seconds")
         .add(hang_timeout_s, "hang-timeout-s", "an actor silent this long is hung and its worker is killed")
-        .add(faults, "faults", "fault injection for tests, e.g. \"stats:crash@120,motion:throw@40\" (off if empty)");
+        .add(faults, "faults",
+             "fault injection for tests, e.g. \"stats:crash@120,motion:throw@40\" (off if empty)");
     opt_group{custom_options_, "analyzers"}
         .add(people_max_width, "people-max-width", "people: frames are scaled down to this width first")
         .add(motion_width, "motion-width", "motion: width of the frame the background model sees")
         .add(thumbnail_every_s, "thumbnail-every-s", "thumbnails: one JPEG per this many seconds");
+    opt_group{custom_options_, "testing"}.add(
+        pace_fps, "pace-fps", "TESTS ONLY: decoders publish at most this many frames per second (0: off)");
     framehive::configure_network(*this);
+  }
+
+  /// What every consumer is told about its analyzer, typed end to end.
+  framehive::analysis::analyzer_settings analyzers() const {
+    framehive::analysis::analyzer_settings a;
+    a.people_max_width = people_max_width;
+    a.motion_width = motion_width;
+    a.thumbnail_every_s = thumbnail_every_s;
+    a.faults = faults;
+    return a;
+  }
+
+  framehive::supervision_options supervision() const {
+    framehive::supervision_options s;
+    s.poison_attempts = std::max(1u, poison_attempts);
+    s.restart_limit = restart_limit;
+    s.restart_window = std::chrono::seconds(std::max(1u, restart_window_s));
+    s.hang_timeout = std::chrono::seconds(std::max(1u, hang_timeout_s));
+    return s;
   }
 };
 
@@ -73,29 +97,27 @@ int main(int argc, char** argv) {
 
   framehive::node_options o;
   if (!framehive::split_host_port(cfg.coordinator, o.coordinator_host, o.coordinator_port)) {
-    std::fprintf(stderr, "framehive-node: --coordinator must be HOST:PORT, got '%s'\n", cfg.coordinator.c_str());
+    std::fprintf(stderr, "framehive-node: --coordinator must be HOST:PORT, got '%s'\n",
+                 cfg.coordinator.c_str());
     return 2;
   }
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   o.name = cfg.name.empty() ? std::string(host) : cfg.name;
   o.workers = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
-  o.worker_exe = (std::filesystem::path(framehive::self_executable()).parent_path() / "framehive-worker").string();
+  o.worker_exe =
+      (std::filesystem::path(framehive::self_executable()).parent_path() / "framehive-worker").string();
   o.output_dir = std::filesystem::absolute(cfg.output_dir).lexically_normal().string();
-  o.ring_slots = std::max(4u, cfg.ring_slots);
+  o.ring_slots = std::max(framehive::min_ring_slots, cfg.ring_slots);
   o.shm_prefix = cfg.shm_prefix;
   o.batch_frames = std::max(1u, cfg.batch_frames);
-  o.analyzer_params = nlohmann::json{{"people_max_width", cfg.people_max_width},
-                                      {"motion_width", cfg.motion_width},
-                                      {"thumbnail_every_s", cfg.thumbnail_every_s},
-                                      {"faults", cfg.faults}}
-                          .dump();
-  o.poison_attempts = std::max(1u, cfg.poison_attempts);
-  o.restart_limit = cfg.restart_limit;
-  o.restart_window_s = std::max(1u, cfg.restart_window_s);
-  o.hang_timeout_s = std::max(1u, cfg.hang_timeout_s);
+  o.analyzers = cfg.analyzers();
+  o.supervision = cfg.supervision();
+  o.pace_fps = cfg.pace_fps;
   if (!cfg.faults.empty())
     spdlog::warn("fault injection is ON: {}", cfg.faults);
+  if (cfg.pace_fps > 0)
+    spdlog::warn("test pacing is ON: decoders publish at most {} frames per second", cfg.pace_fps);
   auto free_shm = framehive::shm::free_bytes(framehive::shm::default_shm_dir).value_or(0);
   o.shm_budget = cfg.shm_budget_mb ? cfg.shm_budget_mb << 20 : free_shm / 2;
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ node[%P] %v");
@@ -108,7 +130,8 @@ int main(int argc, char** argv) {
 
   caf::actor_system sys{cfg};
   auto node = framehive::spawn_node(sys, o);
-  auto port = sys.middleman().publish(caf::actor_cast<framehive::node_port_actor>(node), 0, "127.0.0.1", true);
+  auto port =
+      sys.middleman().publish(caf::actor_cast<framehive::node_port_actor>(node), 0, "127.0.0.1", true);
   if (!port) {
     spdlog::error("cannot open a loopback port for workers: {}", sys.render(port.error()));
     caf::anon_send_exit(node, caf::exit_reason::kill);

@@ -18,6 +18,11 @@
 
 namespace {
 
+/// How long the node may take to accept this worker.
+constexpr auto hello_timeout = std::chrono::seconds(10);
+/// How long the worker's actors get to stop when the node is gone.
+constexpr auto shutdown_grace = std::chrono::seconds(2);
+
 struct worker_config : caf::actor_system_config {
   uint16_t node_port = 0;
   uint32_t index = 0;
@@ -52,7 +57,7 @@ int main(int argc, char** argv) {
   auto worker = framehive::spawn_worker(sys, *node);
   caf::scoped_actor self{sys};
   bool ok = false;
-  self->request(*node, std::chrono::seconds(10),
+  self->request(*node, hello_timeout,
                 framehive::worker_hello{cfg.index, static_cast<uint32_t>(getpid())}, worker)
       .receive([&](caf::ok_atom) { ok = true; },
                [&](caf::error& e) { spdlog::error("node refused this worker: {}", sys.render(e)); });
@@ -65,5 +70,5 @@ int main(int argc, char** argv) {
   // ~actor_system, which can wait forever on the dead node's proxies.
   self->monitor(worker);
   self->receive([](caf::down_msg&) {});
-  framehive::stop_and_exit(sys, caf::actor_cast<caf::actor>(worker), 0, std::chrono::seconds(2));
+  framehive::stop_and_exit(sys, caf::actor_cast<caf::actor>(worker), 0, shutdown_grace);
 }

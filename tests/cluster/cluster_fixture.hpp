@@ -83,11 +83,11 @@ class cluster : public ::testing::Test {
     nodes_[name] = std::move(*p);
   }
 
-  /// Coordinator plus nodes, waiting until every node has registered.
-  void start_cluster(const std::vector<std::string>& names) {
+  /// Coordinator plus nodes (with `extra` node flags), waiting until every node has registered.
+  void start_cluster(const std::vector<std::string>& names, const std::vector<std::string>& extra = {}) {
     start_coordinator();
     for (const auto& n : names)
-      start_node(n);
+      start_node(n, 2, 1024, extra);
     ASSERT_TRUE(wait_until([&] { return registered_nodes() == names.size(); }, std::chrono::seconds(30)))
         << "nodes did not register";
   }
@@ -157,6 +157,10 @@ class cluster : public ::testing::Test {
         out.push_back(f.path().filename().string());
     return out;
   }
+
+  /// Node flag that makes decoders publish at most `fps` frames per second, so
+  /// a test can act on a video while it runs without racing its end.
+  static std::string paced(int fps) { return "--testing.pace-fps=" + std::to_string(fps); }
 
   std::string tag_;
   std::filesystem::path dir_;

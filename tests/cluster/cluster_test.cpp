@@ -250,3 +250,58 @@ TEST_F(Cluster, VideoWaitsInTheQueueWhileNoNodeHasSharedMemoryForIt) {
                               "' \"SELECT COUNT(*) FROM events WHERE kind='requeued'\"");
   EXPECT_GE(std::stoi(requeued.out), 1) << "the second video should have waited for room";
 }
+
+// A Linux file name is bytes, not text: a name with 0xff is a valid input end
+// to end, renders with U+FFFD in JSON, and cannot take the coordinator down
+// (before, the first status after such a submit killed the coordinator actor,
+// and the reloaded row killed it again after every restart).
+TEST_F(Cluster, InputNameThatIsNotUtf8IsAnalysedShownAndSurvivesACoordinatorRestart) {
+  start_cluster({"n1"}, {paced(30)});
+  const std::string replacement = "\xEF\xBF\xBD";
+  const auto clip = make_clip("clip.mp4", 4, 15);
+  const auto odd = (dir_ / "match\xff.mp4").string();
+  std::filesystem::rename(clip, odd);
+  const auto job = submit("'" + odd + "' --analyzers stats");
+  ASSERT_NE(job, 0u);
+
+  // While it runs (60 frames at 30 fps: two seconds), the tree shows it.
+  bool in_tree = false;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const json t = cli_json("tree --json");
+        for (const auto& e : t["entries"])
+          in_tree |= e["kind"] == "video" && e["name"] == "match" + replacement + ".mp4";
+        const std::string state = cli_json("status " + std::to_string(job) + " --json").value("state", "");
+        return in_tree || state == "done" || state == "failed" || state == "cancelled";
+      },
+      std::chrono::seconds(60)));
+  EXPECT_TRUE(in_tree) << "the running video never showed in the tree";
+  ASSERT_EQ(wait_job(job), "done");
+
+  const std::string shown = (dir_ / ("match" + replacement + ".mp4")).string();
+  auto check_everything_answers = [&] {
+    const json st = cli_json("status " + std::to_string(job) + " --json");
+    EXPECT_EQ(st["videos"][0]["input"], shown);
+    EXPECT_EQ(st["videos"][0]["state"], "done");
+    const json all = cli_json("status --json");
+    EXPECT_EQ(all["jobs"].size(), 1u);
+    const json r = cli_json("results " + std::to_string(job) + " --json --frames");
+    EXPECT_EQ(r["videos"][0]["input"], shown);
+    EXPECT_EQ(r["videos"][0]["analyzers"]["stats"]["frames"].size(), 60u);
+    EXPECT_EQ(cli("results " + std::to_string(job)).code, 0) << cli_stderr();
+    EXPECT_EQ(cli("status").code, 0) << cli_stderr();
+    EXPECT_EQ(cli("tree").code, 0) << cli_stderr();
+    EXPECT_EQ(cli("nodes --json").code, 0) << cli_stderr();
+  };
+  check_everything_answers();
+
+  // The row is reloaded at restart; the coordinator still answers everything.
+  coordinator_.kill(SIGKILL);
+  coordinator_.wait();
+  start_coordinator();
+  ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)));
+  check_everything_answers();
+  // And it still takes work.
+  const auto next = submit(make_clip("after.mp4", 1, 15) + " --analyzers stats");
+  EXPECT_EQ(wait_job(next), "done");
+}

@@ -1,6 +1,11 @@
 // Whole processes dying: the coordinator (SIGKILL, then restarted), a node
 // (SIGKILL), a hung node (SIGSTOP, later SIGCONT). Every job still finishes
 // with per-frame stats identical to a clean run.
+//
+// The nodes decode at a fixed pace (paced_fps): a 900-frame clip then runs
+// for 900 / paced_fps seconds whatever the machine's speed, so the test's
+// kill always lands while the video runs (unpaced, a fast machine finished
+// the clip before the test could stop the node).
 
 #include <csignal>
 
@@ -10,6 +15,8 @@ using namespace framehive::testing;
 using nlohmann::json;
 
 namespace {
+
+constexpr int paced_fps = 150;
 
 class Failover : public cluster {
  protected:
@@ -57,7 +64,7 @@ class Failover : public cluster {
 }  // namespace
 
 TEST_F(Failover, KilledCoordinatorComesBackAndTheJobFinishesWithNothingLost) {
-  start_cluster({"n1"});
+  start_cluster({"n1"}, {paced(paced_fps)});
   const auto clip = make_clip("clip.mp4", 30, 30, "640x360");
   const auto clean = clean_run(clip);
   ASSERT_EQ(clean.size(), 900u);
@@ -75,7 +82,7 @@ TEST_F(Failover, KilledCoordinatorComesBackAndTheJobFinishesWithNothingLost) {
 }
 
 TEST_F(Failover, KilledNodesVideoFinishesOnAnotherNodeWithIdenticalStats) {
-  start_cluster({"n1", "n2"});
+  start_cluster({"n1", "n2"}, {paced(paced_fps)});
   const auto clip = make_clip("clip.mp4", 30, 30, "640x360");
   const auto clean = clean_run(clip);
   const auto job = submit(clip + " --analyzers stats,motion");
@@ -91,7 +98,7 @@ TEST_F(Failover, KilledNodesVideoFinishesOnAnotherNodeWithIdenticalStats) {
 }
 
 TEST_F(Failover, HungNodeIsDeclaredDeadFencedAndItsLateResultsRefused) {
-  start_cluster({"n1", "n2"});
+  start_cluster({"n1", "n2"}, {paced(paced_fps)});
   const auto clip = make_clip("clip.mp4", 30, 30, "640x360");
   const auto clean = clean_run(clip);
   const auto job = submit(clip + " --analyzers stats");

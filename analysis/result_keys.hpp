@@ -1,0 +1,25 @@
+#pragma once
+
+// The keys of a stored per-frame result (frame_result::data, a JSON object):
+// written by the analyzers and the consumer, read by the catalog. One list,
+// so a writer and its reader cannot drift apart.
+
+namespace framehive::analysis::keys {
+
+// -- added by the consumer to every frame ------------------------------------------
+inline constexpr const char* ms = "ms";                    ///< analysis time
+inline constexpr const char* t = "t";                      ///< seconds since the start of the video
+inline constexpr const char* quarantined = "quarantined";  ///< true: not analysed (poison or exception)
+inline constexpr const char* reason = "reason";            ///< why it was quarantined
+
+// -- written by the analyzers ----------------------------------------------------------
+inline constexpr const char* brightness = "brightness";  ///< stats
+inline constexpr const char* sharpness = "sharpness";    ///< stats
+inline constexpr const char* count = "count";            ///< people: detections
+inline constexpr const char* boxes = "boxes";            ///< people: [[x, y, w, h], ...]
+inline constexpr const char* fg = "fg";                  ///< motion: foreground ratio
+inline constexpr const char* path = "path";              ///< thumbnails: the file written
+inline constexpr const char* error = "error";            ///< thumbnails: why no file was written
+inline constexpr const char* sum = "sum";                ///< touch
+
+}  // namespace framehive::analysis::keys

@@ -1,0 +1,16 @@
+#pragma once
+
+// Inputs are bytes: a Linux path or a URL need not be valid UTF-8. They are
+// stored and passed on as they are; only where text is shown (tables, JSON,
+// logs) are invalid sequences replaced.
+
+#include <string>
+#include <string_view>
+
+namespace framehive {
+
+/// `bytes` with every invalid UTF-8 sequence replaced by U+FFFD (the
+/// replacement character); valid text comes back unchanged.
+std::string printable_utf8(std::string_view bytes);
+
+}  // namespace framehive

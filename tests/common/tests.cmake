@@ -1,0 +1,5 @@
+# Unit tests of common/ (no processes, no sleeps).
+framehive_add_test(backoff_test
+  SOURCES common/backoff_test.cpp
+  LIBS framehive::common
+  TIMEOUT 30)

@@ -1,0 +1,314 @@
+// The job store against a real SQLite file in a temporary folder: what it
+// keeps, what it refuses, and that a broken row or a failed write is an error
+// value, never an exception or a half-written batch.
+
+#include "coordinator/job_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+namespace framehive {
+namespace {
+
+class JobStore : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (std::filesystem::temp_directory_path() / "framehive-store-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir = pattern;
+    reopen();
+  }
+
+  void TearDown() override {
+    store.reset();
+    std::filesystem::remove_all(dir);
+  }
+
+  void reopen() {
+    store.reset();
+    auto s = job_store::open(dir);
+    ASSERT_TRUE(s.ok()) << s.error();
+    store = std::move(*s);
+  }
+
+  /// Runs SQL on the database file behind the store's back (another connection).
+  void raw(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir + "/framehive.db").c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    const std::string msg = err ? err : "";
+    sqlite3_free(err);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << msg;
+  }
+
+  int64_t raw_count(const std::string& sql) {
+    sqlite3* db = nullptr;
+    sqlite3_open((dir + "/framehive.db").c_str(), &db);
+    sqlite3_stmt* s = nullptr;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+      n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+  }
+
+  created_job submit(std::vector<std::string> inputs, std::vector<std::string> analyzers = {"stats"},
+                     uint32_t stride = 1) {
+    job_spec spec;
+    spec.inputs = std::move(inputs);
+    spec.analyzers = std::move(analyzers);
+    spec.stride = stride;
+    auto c = store->create_job(spec);
+    EXPECT_TRUE(c.ok()) << c.error();
+    return c ? *c : created_job{};
+  }
+
+  static result_batch batch(uint64_t video, const std::string& analyzer, std::vector<int64_t> frames,
+                            const std::string& node = "n1", double brightness = 10) {
+    result_batch b;
+    b.video = video;
+    b.epoch = 1;
+    b.analyzer = analyzer;
+    b.node = node;
+    b.time_base = 1.0 / 25;
+    for (int64_t f : frames)
+      b.frames.push_back({f, f * 40, R"({"ms":1.5,"brightness":)" + std::to_string(brightness) + "}"});
+    return b;
+  }
+
+  int64_t upsert(const result_batch& b, uint32_t stride = 1) {
+    auto wm = store->upsert(b, stride);
+    EXPECT_TRUE(wm.ok()) << wm.error();
+    return wm ? *wm : -2;
+  }
+
+  static std::vector<int64_t> range(int64_t from, int64_t to, int64_t step = 1) {
+    std::vector<int64_t> v;
+    for (int64_t f = from; f <= to; f += step)
+      v.push_back(f);
+    return v;
+  }
+
+  std::string dir;
+  std::unique_ptr<job_store> store;
+};
+
+// -- results ---------------------------------------------------------------------------
+
+TEST_F(JobStore, UpsertingTheSameFramesTwiceStoresThemOnce) {
+  const auto job = submit({"/v/a.mp4"});
+  const uint64_t v = job.videos.at(0);
+  EXPECT_EQ(upsert(batch(v, "stats", range(0, 7), "n1", 10)), 7);
+  EXPECT_EQ(upsert(batch(v, "stats", range(0, 7), "n2", 20)), 7);  // redelivered after a restart
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results"), 8);
+  // The later copy wins, whole: one node, one value.
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results WHERE node = 'n2' AND data LIKE '%20%'"), 8);
+  EXPECT_EQ(*store->watermark(v, "stats"), 7);
+}
+
+TEST_F(JobStore, WatermarkStopsAtAGapAndMovesPastItOnceTheGapIsFilled) {
+  const uint64_t v = submit({"/v/a.mp4"}).videos.at(0);
+  EXPECT_EQ(upsert(batch(v, "stats", range(0, 7))), 7);
+  EXPECT_EQ(upsert(batch(v, "stats", range(16, 23))), 7);  // does not continue the stored frames
+  EXPECT_EQ(upsert(batch(v, "stats", range(24, 31))), 7);  // nor does this
+  EXPECT_EQ(upsert(batch(v, "stats", range(8, 15))), 31);  // fills the gap: every frame to 31 is stored
+  EXPECT_EQ(*store->watermark(v, "stats"), 31);
+}
+
+TEST_F(JobStore, WatermarkWithAStrideCountsOnlyGapsWiderThanTheStride) {
+  const uint64_t v = submit({"/v/a.mp4"}, {"stats"}, 3).videos.at(0);
+  EXPECT_EQ(upsert(batch(v, "stats", range(0, 9, 3)), 3), 9);
+  EXPECT_EQ(upsert(batch(v, "stats", {15, 18}), 3), 9);  // 12 is missing
+  EXPECT_EQ(upsert(batch(v, "stats", {12}), 3), 18);
+}
+
+TEST_F(JobStore, ResumeFrameIsOnePastTheLowestWatermarkOfTheVideosAnalyzers) {
+  const uint64_t v = submit({"/v/a.mp4"}, {"motion", "stats"}).videos.at(0);
+  EXPECT_EQ(*store->resume_frame(v), 0);
+  upsert(batch(v, "stats", range(0, 99)));
+  EXPECT_EQ(*store->resume_frame(v), 0);  // motion has stored nothing
+  upsert(batch(v, "motion", range(0, 41)));
+  EXPECT_EQ(*store->resume_frame(v), 42);
+  EXPECT_FALSE(store->resume_frame(v + 100).ok());
+}
+
+TEST_F(JobStore, FailedUpsertLeavesNoFrameBehind) {
+  const uint64_t v = submit({"/v/a.mp4"}).videos.at(0);
+  upsert(batch(v, "stats", range(0, 3)));
+  // Break the second half of the upsert (the watermark) under the store's feet.
+  raw("ALTER TABLE watermarks RENAME TO watermarks_gone");
+  auto wm = store->upsert(batch(v, "stats", range(4, 7)), 1);
+  ASSERT_FALSE(wm.ok());
+  EXPECT_NE(wm.error().find("watermarks"), std::string::npos) << wm.error();
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results"), 4);  // frames 4..7 rolled back with it
+  // The store goes on working.
+  auto row = store->video(v);
+  ASSERT_TRUE(row.ok()) << row.error();
+  EXPECT_TRUE(row->has_value());
+}
+
+TEST_F(JobStore, TransactionRollsBackUnlessCommitted) {
+  {
+    auto tx = store->begin();
+    ASSERT_TRUE(tx.ok()) << tx.error();
+    submit({"/v/a.mp4"});  // the store's own transaction nests inside
+    EXPECT_EQ(store->job_ids()->size(), 1u);
+  }  // no commit
+  EXPECT_TRUE(store->job_ids()->empty());
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM videos"), 0);
+  {
+    auto tx = store->begin();
+    ASSERT_TRUE(tx.ok());
+    submit({"/v/b.mp4"});
+    ASSERT_TRUE(tx->commit().ok());
+  }
+  EXPECT_EQ(store->job_ids()->size(), 1u);
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM videos"), 1);
+}
+
+// -- inputs are bytes ------------------------------------------------------------------
+
+TEST_F(JobStore, AnyByteStringIsAnInputAndRoundTripsExactly) {
+  std::string odd = "/tmp/x\xff";
+  for (int c = 1; c < 256; ++c)
+    odd += static_cast<char>(c);
+  odd += ".mp4";
+  const auto job = submit({odd, "/tmp/plain.mp4"});
+  const uint64_t v = job.videos.at(0);
+  EXPECT_EQ((*store->video(v))->input, odd);
+  EXPECT_EQ(store->videos_of(job.job)->at(0).input, odd);
+  EXPECT_EQ((*store->status_of_job(job.job))->videos.at(0).input, odd);
+  EXPECT_EQ((*store->results_of_job(job.job, true))->videos.at(0).input, odd);
+  ASSERT_TRUE(store->requeue(v, 0, "cannot open " + odd).ok());
+  reopen();
+  EXPECT_EQ(store->unfinished_videos()->at(0).input, odd);
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM videos WHERE typeof(input) = 'blob'"), 2);
+}
+
+TEST_F(JobStore, DatabaseWithTextInputsFromBeforeStillReads) {
+  // The schema as it was before inputs became BLOBs.
+  raw("DROP TABLE videos; CREATE TABLE videos(id INTEGER PRIMARY KEY, job INTEGER NOT NULL REFERENCES "
+      "jobs(id), "
+      "input TEXT NOT NULL, state TEXT NOT NULL, node TEXT, epoch INTEGER NOT NULL DEFAULT 0, "
+      "start_frame INTEGER NOT NULL DEFAULT 0, frames_total INTEGER NOT NULL DEFAULT 0, "
+      "frames_decoded INTEGER NOT NULL DEFAULT 0, decode_errors INTEGER NOT NULL DEFAULT 0, error TEXT);"
+      "INSERT INTO jobs(id, created, state, analyzers, stride) VALUES(1, 0, 'running', 'stats', 1);"
+      "INSERT INTO videos(job, input, state, node, epoch) VALUES(1, '/old/clip.mp4', 'running', 'n1', 2);");
+  reopen();
+  auto rows = store->unfinished_videos();
+  ASSERT_TRUE(rows.ok()) << rows.error();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ(rows->at(0).input, "/old/clip.mp4");
+  EXPECT_EQ(rows->at(0).state, video_state::running);
+  // New rows in the old table keep their bytes too.
+  const auto job = submit({"/new/\xff.mp4"});
+  EXPECT_EQ((*store->video(job.videos.at(0)))->input, "/new/\xff.mp4");
+}
+
+// -- restart and corrupt rows ------------------------------------------------------------
+
+TEST_F(JobStore, ReopenedStoreStillHasRunningVideosWithTheirAssignment) {
+  const auto job = submit({"/v/a.mp4", "/v/b.mp4", "/v/c.mp4"});
+  ASSERT_TRUE(store->assign(job.videos[0], "n1", 3, 10).ok());
+  ASSERT_TRUE(store->assign(job.videos[2], "n2", 1, 0).ok());
+  ASSERT_TRUE(store->finish_video(job.videos[2], video_end{video_state::done, "", 100, 100, 0}).ok());
+  reopen();
+  auto rows = store->unfinished_videos();
+  ASSERT_TRUE(rows.ok()) << rows.error();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ(rows->at(0).id, job.videos[0]);
+  EXPECT_EQ(rows->at(0).state, video_state::running);
+  EXPECT_EQ(rows->at(0).node, "n1");
+  EXPECT_EQ(rows->at(0).epoch, 3u);
+  EXPECT_EQ(rows->at(0).start_frame, 10);
+  EXPECT_EQ(rows->at(1).id, job.videos[1]);
+  EXPECT_EQ(rows->at(1).state, video_state::queued);
+  EXPECT_EQ(**store->state_of_job(job.job), job_state::running);
+}
+
+TEST_F(JobStore, UnknownStateTextIsReportedAsAnError) {
+  const auto broken = submit({"/v/a.mp4"});
+  const auto fine = submit({"/v/b.mp4"});
+  raw("UPDATE videos SET state = 'waiting' WHERE id = " + std::to_string(broken.videos[0]));
+  auto row = store->video(broken.videos[0]);
+  ASSERT_FALSE(row.ok());
+  EXPECT_NE(row.error().find("'waiting'"), std::string::npos) << row.error();
+  EXPECT_FALSE(store->status_of_job(broken.job).ok());
+  EXPECT_FALSE(store->results_of_job(broken.job, false).ok());
+  // The rest of the store is unaffected.
+  EXPECT_TRUE(store->status_of_job(fine.job).ok());
+  EXPECT_TRUE(store->unfinished_videos().ok());
+
+  raw("UPDATE jobs SET state = 'paused' WHERE id = " + std::to_string(fine.job));
+  auto state = store->state_of_job(fine.job);
+  ASSERT_FALSE(state.ok());
+  EXPECT_NE(state.error().find("'paused'"), std::string::npos) << state.error();
+}
+
+// -- job lifecycle and replies ------------------------------------------------------------
+
+TEST_F(JobStore, JobStateFollowsItsVideos) {
+  const auto job = submit({"/v/a.mp4", "/v/b.mp4"});
+  EXPECT_EQ(**store->state_of_job(job.job), job_state::queued);
+  ASSERT_TRUE(store->assign(job.videos[0], "n1", 1, 0).ok());
+  EXPECT_EQ(**store->state_of_job(job.job), job_state::running);
+  ASSERT_TRUE(store->finish_video(job.videos[0], video_end{video_state::done, "", 10, 10, 0}).ok());
+  EXPECT_EQ(*store->refresh_job_state(job.job), job_state::running);  // b still queued
+  ASSERT_TRUE(store->assign(job.videos[1], "n1", 1, 0).ok());
+  ASSERT_TRUE(
+      store->finish_video(job.videos[1], video_end{video_state::failed, "cannot open", 0, 0, 0}).ok());
+  EXPECT_EQ(*store->refresh_job_state(job.job), job_state::failed);
+  EXPECT_EQ((*store->video(job.videos[1]))->error, "cannot open");
+  EXPECT_FALSE(store->state_of_job(job.job + 100)->has_value());
+}
+
+TEST_F(JobStore, RequeueOnlyMovesARunningVideo) {
+  const auto job = submit({"/v/a.mp4"});
+  const uint64_t v = job.videos[0];
+  ASSERT_TRUE(store->assign(v, "n1", 1, 0).ok());
+  ASSERT_TRUE(store->requeue(v, 42, "node n1 lost").ok());
+  auto row = **store->video(v);
+  EXPECT_EQ(row.state, video_state::queued);
+  EXPECT_EQ(row.start_frame, 42);
+  EXPECT_EQ(row.node, "");
+  EXPECT_EQ(row.epoch, 1u);  // the next assignment goes past it
+  ASSERT_TRUE(store->cancel_job(job.job).ok());
+  ASSERT_TRUE(store->requeue(v, 0, "late").ok());
+  EXPECT_EQ((*store->video(v))->state, video_state::cancelled);
+}
+
+TEST_F(JobStore, ResultsReplyIsTypedWithFramesOnlyWhenAsked) {
+  const auto job = submit({"/v/a.mp4"});
+  const uint64_t v = job.videos[0];
+  upsert(batch(v, "stats", range(0, 4), "n1"));
+  upsert(batch(v, "stats", range(5, 9), "n2"));
+  auto without = store->results_of_job(job.job, false);
+  ASSERT_TRUE(without.ok()) << without.error();
+  const auto& a = (*without)->videos.at(0).analyzers.at(0);
+  EXPECT_EQ(a.analyzer, "stats");
+  EXPECT_EQ(a.result_nodes, (std::vector<std::string>{"n1", "n2"}));
+  EXPECT_TRUE(a.frames.empty());
+  auto with = store->results_of_job(job.job, true);
+  ASSERT_TRUE(with.ok()) << with.error();
+  const auto& frames = (*with)->videos.at(0).analyzers.at(0).frames;
+  ASSERT_EQ(frames.size(), 10u);
+  EXPECT_EQ(frames[7].frame, 7);
+  EXPECT_EQ(frames[7].pts, 280);
+  // A finished video's summary is stored and read back as it was computed.
+  const auto live = a.summary;
+  ASSERT_TRUE(store->summarize_video(v).ok());
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM summaries"), 1);
+  const auto stored = (*store->results_of_job(job.job, false))->videos.at(0).analyzers.at(0).summary;
+  EXPECT_EQ(stored.frames_processed, live.frames_processed);
+  EXPECT_DOUBLE_EQ(stored.mean_ms, live.mean_ms);
+  EXPECT_FALSE(store->results_of_job(job.job + 100, false)->has_value());
+}
+
+}  // namespace
+}  // namespace framehive

@@ -1,0 +1,10 @@
+# Unit tests of the node's plain classes: manual clock, no processes, no sleeps.
+framehive_add_test(video_supervisor_test
+  SOURCES node/video_supervisor_test.cpp
+  LIBS framehive::node
+  TIMEOUT 30)
+
+framehive_add_test(worker_pool_test
+  SOURCES node/worker_pool_test.cpp
+  LIBS framehive::node
+  TIMEOUT 30)
