@@ -221,6 +221,89 @@ int wait_for_job(session& s, uint64_t job, bool as_json) {
   }
 }
 
+// -- the commands -----------------------------------------------------------------------
+
+int run_submit(session& s, const std::vector<std::string>& inputs, const std::vector<std::string>& analyzers,
+               uint32_t stride, bool wait, bool as_json) {
+  job_spec spec;
+  for (const auto& in : inputs)
+    spec.inputs.push_back(is_url(in) ? in : std::filesystem::absolute(in).lexically_normal().string());
+  spec.analyzers = analyzers;
+  spec.stride = stride;
+  const uint64_t id = s.ask<uint64_t>(spec);
+  if (!wait) {
+    if (as_json)
+      std::cout << json{{"job", id}}.dump() << "\n";
+    else
+      std::cout << id << "\n";
+    return ok;
+  }
+  if (!as_json)
+    std::cout << "job " << id << "\n";
+  return wait_for_job(s, id, as_json);
+}
+
+int run_status(session& s, uint64_t job, bool as_json) {
+  if (job != 0) {
+    auto st = s.ask<job_status>(status_atom::value, job);
+    if (as_json)
+      std::cout << cli::dump(cli::to_json(st)) << "\n";
+    else
+      print_status_table({st});
+    return ok;
+  }
+  auto all = s.ask<cluster_status>(status_atom::value);
+  if (as_json)
+    std::cout << cli::dump(cli::to_json(all)) << "\n";
+  else
+    print_status_table(all.jobs);
+  return ok;
+}
+
+int run_results(session& s, uint64_t job, bool frames, bool as_json) {
+  auto r = s.ask<job_results>(results_atom::value, job, frames);
+  if (as_json)
+    std::cout << cli::dump(cli::to_json(r, frames)) << "\n";
+  else
+    print_results(r);
+  return ok;
+}
+
+int run_tree(session& s, bool watch, bool as_json) {
+  do {
+    auto t = s.ask<cluster_tree>(tree_atom::value);
+    if (as_json) {
+      std::cout << cli::dump(cli::to_json(t)) << "\n";
+    } else {
+      if (watch)
+        std::printf("\033[H\033[2J");
+      print_tree(t);
+    }
+    std::fflush(stdout);
+    if (watch)
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+  } while (watch);
+  return ok;
+}
+
+int run_nodes(session& s, bool as_json) {
+  auto n = s.ask<cluster_nodes>(nodes_atom::value);
+  if (as_json)
+    std::cout << cli::dump(cli::to_json(n)) << "\n";
+  else
+    print_nodes(n);
+  return ok;
+}
+
+int run_cancel(session& s, uint64_t job, bool as_json) {
+  auto c = s.ask<job_status>(cancel_atom::value, job);
+  if (as_json)
+    std::cout << cli::dump(json{{"job", c.job}, {"state", to_string(c.state)}}, -1) << "\n";
+  else
+    std::cout << "job " << job << ": " << to_string(c.state) << "\n";
+  return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -274,79 +357,17 @@ int main(int argc, char** argv) {
   }
 
   session s(coordinator);
-  if (submit->parsed()) {
-    job_spec spec;
-    for (const auto& in : inputs)
-      spec.inputs.push_back(is_url(in) ? in : std::filesystem::absolute(in).lexically_normal().string());
-    spec.analyzers = analyzers;
-    spec.stride = stride;
-    const uint64_t id = s.ask<uint64_t>(spec);
-    if (!wait) {
-      if (as_json)
-        std::cout << json{{"job", id}}.dump() << "\n";
-      else
-        std::cout << id << "\n";
-      return ok;
-    }
-    if (!as_json)
-      std::cout << "job " << id << "\n";
-    return wait_for_job(s, id, as_json);
-  }
-  if (status->parsed()) {
-    if (job != 0) {
-      auto st = s.ask<job_status>(status_atom::value, job);
-      if (as_json)
-        std::cout << cli::dump(cli::to_json(st)) << "\n";
-      else
-        print_status_table({st});
-      return ok;
-    }
-    auto all = s.ask<cluster_status>(status_atom::value);
-    if (as_json)
-      std::cout << cli::dump(cli::to_json(all)) << "\n";
-    else
-      print_status_table(all.jobs);
-    return ok;
-  }
-  if (results->parsed()) {
-    auto r = s.ask<job_results>(results_atom::value, job, frames);
-    if (as_json)
-      std::cout << cli::dump(cli::to_json(r, frames)) << "\n";
-    else
-      print_results(r);
-    return ok;
-  }
-  if (tree->parsed()) {
-    do {
-      auto t = s.ask<cluster_tree>(tree_atom::value);
-      if (as_json) {
-        std::cout << cli::dump(cli::to_json(t)) << "\n";
-      } else {
-        if (watch)
-          std::printf("\033[H\033[2J");
-        print_tree(t);
-      }
-      std::fflush(stdout);
-      if (watch)
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-    } while (watch);
-    return ok;
-  }
-  if (nodes->parsed()) {
-    auto n = s.ask<cluster_nodes>(nodes_atom::value);
-    if (as_json)
-      std::cout << cli::dump(cli::to_json(n)) << "\n";
-    else
-      print_nodes(n);
-    return ok;
-  }
-  if (cancel->parsed()) {
-    auto c = s.ask<job_status>(cancel_atom::value, job);
-    if (as_json)
-      std::cout << cli::dump(json{{"job", c.job}, {"state", to_string(c.state)}}, -1) << "\n";
-    else
-      std::cout << "job " << job << ": " << to_string(c.state) << "\n";
-    return ok;
-  }
+  if (submit->parsed())
+    return run_submit(s, inputs, analyzers, stride, wait, as_json);
+  if (status->parsed())
+    return run_status(s, job, as_json);
+  if (results->parsed())
+    return run_results(s, job, frames, as_json);
+  if (tree->parsed())
+    return run_tree(s, watch, as_json);
+  if (nodes->parsed())
+    return run_nodes(s, as_json);
+  if (cancel->parsed())
+    return run_cancel(s, job, as_json);
   return usage;
 }

@@ -58,6 +58,8 @@ struct node_state {
   bool registered = false;
   bool connecting = false;
   backoff reconnect{reconnect_backoff};
+  // Destroyed in reverse order when the actor ends: videos (and their rings)
+  // before the workers that use them.
   std::unique_ptr<worker_pool> workers;      ///< made once published (it needs the port)
   std::vector<worker_actor> worker_handles;  ///< by slot; set by the worker's hello
   std::map<uint64_t, video_entry> videos;
@@ -659,12 +661,10 @@ void on_down(node_ptr self, const caf::down_msg& dm) {
 node_full_actor::behavior_type node_behavior(node_ptr self, node_options opt) {
   self->state.opt = std::move(opt);
   self->set_down_handler([self](caf::down_msg& dm) { guarded("node: down", [&] { on_down(self, dm); }); });
-  self->attach_functor([self] {
-    // Rings first (their owners remove the segments), then the workers (the
-    // launcher kills and reaps them).
-    self->state.videos.clear();
-    self->state.workers.reset();
-  });
+  // No cleanup functor: CAF destroys the state when the actor ends (before
+  // attached functors run, so a functor touching the state would use freed
+  // memory). node_state's member order does the cleanup: videos (their rings
+  // remove their segments) go before workers (the launcher kills and reaps them).
   return {
       [self](caf::publish_atom, uint16_t port) { guarded("node: publish", [&] { on_publish(self, port); }); },
       [self](connect_to_atom) { guarded("node: connect", [&] { connect(self); }); },

@@ -167,7 +167,9 @@ TEST_F(Cluster, PeopleFindsPeopleInMostFramesOfVtest) {
 }
 
 TEST_F(Cluster, KilledWorkerIsRestartedAndTheJobStillGetsEveryFrameOnce) {
-  start_cluster({"n1"});
+  // Paced: 600 frames take 4 s whatever the machine, so the kill lands while
+  // the decoder runs (unpaced, the video could end within a second).
+  start_cluster({"n1"}, {paced(150)});
   const auto clip = make_clip("long.mp4", 20, 30, "640x360");
   const int64_t expected = ffprobe_frame_count(clip);
   const auto job = submit(clip + " --analyzers stats,motion");
@@ -237,7 +239,7 @@ TEST_F(Cluster, VideoThatCanNeverFitTheShmBudgetFailsNamingTheSizes) {
 
 TEST_F(Cluster, VideoWaitsInTheQueueWhileNoNodeHasSharedMemoryForIt) {
   start_coordinator();
-  start_node("n1", 2, 64);  // room for one 1080p ring of at most 10 frames at a time
+  start_node("n1", 2, 64, {paced(30)});  // room for one 1080p ring of at most 10 frames at a time; paced, so the first holds it 2 s
   ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)));
   const auto a = make_clip("a.mp4", 4, 15, "1920x1080");
   const auto b = make_clip("b.mp4", 4, 15, "1920x1080");
