@@ -1,5 +1,8 @@
 #include "actors/lifecycle.hpp"
 
+#include <dlfcn.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -7,8 +10,81 @@
 
 #include "actors/messages.hpp"
 #include "caf/io/middleman.hpp"
+#include "caf/openssl/manager.hpp"
+
+// -- a fix for CAF 0.17.6's openssl module ---------------------------------------------------
+//
+// All TLS sessions of a process run on the middleman's one multiplexer
+// thread, and CAF never clears OpenSSL's per-thread error queue. But
+// SSL_get_error() answers SSL_ERROR_SSL whenever that queue is not empty, so
+// once one session fails (a client refused for its certificate, a peer gone
+// without close_notify), the next healthy session that merely has nothing to
+// read (SSL_ERROR_WANT_READ) is closed as broken: every refused client cut
+// the nodes' connections. OpenSSL requires an empty queue before each I/O
+// call; these definitions interpose the four calls CAF makes (an
+// executable's symbols take precedence over libssl's) and clear it first.
+
+namespace {
+
+template <class Fn>
+Fn next_definition(const char* name) {
+  return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+}
+
+}  // namespace
+
+extern "C" int SSL_read(SSL* ssl, void* buf, int num) {
+  static const auto next = next_definition<int (*)(SSL*, void*, int)>("SSL_read");
+  ERR_clear_error();
+  return next(ssl, buf, num);
+}
+
+extern "C" int SSL_write(SSL* ssl, const void* buf, int num) {
+  static const auto next = next_definition<int (*)(SSL*, const void*, int)>("SSL_write");
+  ERR_clear_error();
+  return next(ssl, buf, num);
+}
+
+extern "C" int SSL_connect(SSL* ssl) {
+  static const auto next = next_definition<int (*)(SSL*)>("SSL_connect");
+  ERR_clear_error();
+  return next(ssl);
+}
+
+extern "C" int SSL_accept(SSL* ssl) {
+  static const auto next = next_definition<int (*)(SSL*)>("SSL_accept");
+  ERR_clear_error();
+  return next(ssl);
+}
 
 namespace framehive {
+
+void add_tls_options(caf::config_option_set& opts, tls_files& tls) {
+  caf::actor_system_config::opt_group{opts, "tls"}
+      .add(tls.ca, "ca", "cluster CA certificate (PEM); with cert and key: mutual TLS on every connection")
+      .add(tls.cert, "cert", "this process's certificate (PEM), issued by `framehive certs issue`")
+      .add(tls.key, "key", "this process's private key (PEM, mode 0600)");
+}
+
+result<unit, std::string> use_tls(caf::actor_system_config& cfg, const tls_files& tls) {
+  if (auto ok = tls.check(); !ok)
+    return ok.error();
+  if (!tls.enabled())
+    return unit{};
+  // CAF reads these members when it creates each TLS session; any one of
+  // them set turns on peer verification (SSL_VERIFY_PEER |
+  // SSL_VERIFY_FAIL_IF_NO_PEER_CERT) against the CA file.
+  cfg.openssl_cafile = tls.ca;
+  cfg.openssl_certificate = tls.cert;
+  cfg.openssl_key = tls.key;
+  cfg.openssl_capath.clear();
+  cfg.load<caf::openssl::manager>();
+  return unit{};
+}
+
+caf::io::middleman_actor connection_manager(caf::actor_system& sys) {
+  return sys.has_openssl_manager() ? sys.openssl_manager().actor_handle() : sys.middleman().actor_handle();
+}
 
 int prepare_daemon(caf::actor_system_config& cfg, int argc, char** argv, const char* program) {
   register_protocol(cfg);
@@ -18,6 +94,16 @@ int prepare_daemon(caf::actor_system_config& cfg, int argc, char** argv, const c
     return 2;
   }
   return cfg.cli_helptext_printed ? 0 : -1;
+}
+
+int prepare_daemon(caf::actor_system_config& cfg, int argc, char** argv, const char* program, const tls_files& tls) {
+  if (int rc = prepare_daemon(cfg, argc, argv, program); rc >= 0)
+    return rc;
+  if (auto ok = use_tls(cfg, tls); !ok) {
+    std::fprintf(stderr, "%s: %s\n", program, ok.error().c_str());
+    return 2;
+  }
+  return -1;
 }
 
 namespace {

@@ -34,6 +34,8 @@ using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using connect_to_atom = caf::atom_constant<caf::atom("connect")>;
+using challenge_atom = caf::atom_constant<caf::atom("challenge")>;
+using erase_atom = caf::atom_constant<caf::atom("erase")>;
 
 // -- errors -------------------------------------------------------------------------
 
@@ -47,6 +49,8 @@ enum class errc : uint8_t {
   stale_epoch,          ///< results from an assignment that was revoked
   unavailable,          ///< a peer is not connected (yet)
   internal,
+  refused,              ///< the sender may not do this (identity, role, not its assignment)
+  over_limit,           ///< a size or count above a configured limit
 };
 
 inline caf::error make_error(errc code, std::string message) {
@@ -128,12 +132,17 @@ struct node_info {
   std::string version;
   uint32_t pid = 0;
   std::vector<uint64_t> running;  ///< videos it still runs (after a coordinator restart)
+  /// With TLS: the node's certificate (PEM; CN = name, OU = node) and its
+  /// signature over the coordinator's challenge (see common/identity.hpp), so
+  /// only the holder of a node key can register, and only under its own name.
+  std::string certificate;
+  std::string proof;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_info& x) {
   return f(caf::meta::type_name("node_info"), x.name, x.host, x.cores, x.shm_budget, x.version, x.pid,
-           x.running);
+           x.running, x.certificate, x.proof);
 }
 
 struct node_welcome {
@@ -439,13 +448,25 @@ typename Inspector::result_type inspect(Inspector& f, node_row& x) {
   return f(caf::meta::type_name("node_row"), x.name, x.host, x.cores, x.shm_budget, x.version, x.pid, x.running);
 }
 
+/// Requests the coordinator refused since it started, by reason.
+struct refusal_count {
+  std::string reason;  ///< a short fixed key: "not_assigned", "name_taken", "over_limit", ...
+  uint64_t count = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, refusal_count& x) {
+  return f(caf::meta::type_name("refusal_count"), x.reason, x.count);
+}
+
 struct cluster_nodes {
   std::vector<node_row> nodes;
+  std::vector<refusal_count> refusals;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cluster_nodes& x) {
-  return f(caf::meta::type_name("cluster_nodes"), x.nodes);
+  return f(caf::meta::type_name("cluster_nodes"), x.nodes, x.refusals);
 }
 
 // -- node <-> worker ----------------------------------------------------------------------------
@@ -453,11 +474,12 @@ typename Inspector::result_type inspect(Inspector& f, cluster_nodes& x) {
 struct worker_hello {
   uint32_t index = 0;
   uint32_t pid = 0;
+  std::string secret;  ///< the node's per-start secret, handed to its workers in the environment
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_hello& x) {
-  return f(caf::meta::type_name("worker_hello"), x.index, x.pid);
+  return f(caf::meta::type_name("worker_hello"), x.index, x.pid, x.secret);
 }
 
 struct decoder_task {
@@ -544,6 +566,8 @@ using node_actor = caf::typed_actor<
 /// The coordinator as nodes and the CLI see it.
 using coordinator_actor = caf::typed_actor<
     caf::replies_to<job_spec>::with<uint64_t>,
+    caf::replies_to<challenge_atom>::with<std::string>,
+    caf::replies_to<erase_atom, uint64_t>::with<caf::ok_atom>,
     caf::replies_to<status_atom>::with<cluster_status>,
     caf::replies_to<status_atom, uint64_t>::with<job_status>,
     caf::replies_to<results_atom, uint64_t, bool>::with<job_results>,
@@ -599,6 +623,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(framehive, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(framehive, (framehive::cluster_tree))
   CAF_ADD_TYPE_ID(framehive, (framehive::node_row))
   CAF_ADD_TYPE_ID(framehive, (framehive::cluster_nodes))
+  CAF_ADD_TYPE_ID(framehive, (framehive::refusal_count))
   CAF_ADD_TYPE_ID(framehive, (framehive::worker_actor))
   CAF_ADD_TYPE_ID(framehive, (framehive::node_port_actor))
   CAF_ADD_TYPE_ID(framehive, (framehive::node_actor))

@@ -83,6 +83,7 @@ struct decoder_state {
   static inline const char* name = "decoder";
   decoder_task task;
   node_port_actor node;
+  worker_options options;
   std::unique_ptr<media::decoder> dec;
   std::optional<shm::ring_producer> ring;
   ingest::pump_cursor cursor;
@@ -127,6 +128,7 @@ std::optional<std::string> decoder_open(decoder_state& st) {
   media::decoder_options opt;
   opt.start_frame = std::max<int64_t>(st.task.start_frame, st.ring->next_frame_index());
   opt.max_width = static_cast<int>(st.task.max_width);
+  opt.allowed_protocols = st.options.allowed_protocols;
   auto dec = media::decoder::open(st.task.input, opt);
   if (!dec) {
     st.ring->fail(dec.error().message());
@@ -188,10 +190,12 @@ void decoder_tick(decoder_self self) {
   self->send(self, tick_atom::value);
 }
 
-decoder_actor::behavior_type decoder_behavior(decoder_self self, decoder_task task, node_port_actor node) {
+decoder_actor::behavior_type decoder_behavior(decoder_self self, decoder_task task, node_port_actor node,
+                                              worker_options options) {
   auto& st = self->state;
   st.task = std::move(task);
   st.node = std::move(node);
+  st.options = std::move(options);
   if (auto err = decoder_open(st)) {
     decoder_fail(self, *err);
     return {[](tick_atom) {}};
@@ -505,6 +509,7 @@ consumer_actor::behavior_type consumer_behavior(consumer_self self, consumer_tas
 struct worker_state {
   static inline const char* name = "worker";
   node_port_actor node;
+  worker_options options;
   std::multimap<uint64_t, caf::actor> by_video;
 };
 
@@ -530,8 +535,9 @@ void on_worker_down(worker_self self, const caf::down_msg& dm) {
     }
 }
 
-caf::result<video_meta> probe(const std::string& input) {
+caf::result<video_meta> probe(const worker_options& options, const std::string& input) {
   media::decoder_options o;
+  o.allowed_protocols = options.allowed_protocols;
   auto dec = media::decoder::open(input, o);
   if (!dec)
     return make_error(errc::bad_input, dec.error().message());
@@ -561,18 +567,20 @@ void stop_video(worker_self self, uint64_t video) {
   self->state.by_video.erase(range.first, range.second);
 }
 
-worker_actor::behavior_type worker_behavior(worker_self self, node_port_actor node) {
+worker_actor::behavior_type worker_behavior(worker_self self, node_port_actor node, worker_options options) {
   self->state.node = std::move(node);
+  self->state.options = std::move(options);
   self->monitor(self->state.node);
   self->set_down_handler(
       [self](caf::down_msg& dm) { guarded("worker down", [&] { on_worker_down(self, dm); }); });
   return {
-      [](probe_atom, const std::string& input) -> caf::result<video_meta> {
-        return guarded("worker probe", [&] { return probe(input); });
+      [self](probe_atom, const std::string& input) -> caf::result<video_meta> {
+        return guarded("worker probe", [&] { return probe(self->state.options, input); });
       },
       [self](decoder_task& t) -> caf::result<caf::ok_atom> {
         return guarded("worker decoder", [&] {
-          return adopt(self, t.video, spawn_decoder(self->system(), t, self->state.node));
+          return adopt(self, t.video,
+                       spawn_decoder(self->system(), t, self->state.node, self->state.options));
         });
       },
       [self](consumer_task& t) -> caf::result<caf::ok_atom> {
@@ -586,16 +594,17 @@ worker_actor::behavior_type worker_behavior(worker_self self, node_port_actor no
 
 }  // namespace
 
-decoder_actor spawn_decoder(caf::actor_system& sys, decoder_task task, node_port_actor node) {
-  return sys.spawn<caf::detached>(decoder_behavior, std::move(task), std::move(node));
+decoder_actor spawn_decoder(caf::actor_system& sys, decoder_task task, node_port_actor node,
+                            worker_options options) {
+  return sys.spawn<caf::detached>(decoder_behavior, std::move(task), std::move(node), std::move(options));
 }
 
 consumer_actor spawn_consumer(caf::actor_system& sys, consumer_task task, node_port_actor node) {
   return sys.spawn<caf::detached>(consumer_behavior, std::move(task), std::move(node));
 }
 
-worker_actor spawn_worker(caf::actor_system& sys, node_port_actor node) {
-  return sys.spawn(worker_behavior, std::move(node));
+worker_actor spawn_worker(caf::actor_system& sys, node_port_actor node, worker_options options) {
+  return sys.spawn(worker_behavior, std::move(node), std::move(options));
 }
 
 }  // namespace framehive

@@ -1,35 +1,49 @@
 // framehive: the command line of the cluster.
 //
-//   framehive [--coordinator HOST:PORT] COMMAND ...
+//   framehive [--coordinator HOST:PORT] [--tls.ca FILE --tls.cert FILE --tls.key FILE] COMMAND ...
 //     submit VIDEO... --analyzers a,b [--stride K] [--wait] [--json]
 //     status [JOB] [--json]       nodes [--json]       cancel JOB [--json]
 //     results JOB [--json] [--frames]
 //     tree [--json] [--watch]
+//     delete JOB [--json]         (a finished job and its results)
+//     certs init DIR              (a cluster CA: DIR/ca.crt, DIR/ca.key)
+//     certs issue DIR NAME --role coordinator|node|client   (DIR/NAME.crt, DIR/NAME.key)
+//
+// The coordinator address may also come from FRAMEHIVE_COORDINATOR, the TLS
+// files from FRAMEHIVE_TLS_CA, FRAMEHIVE_TLS_CERT, FRAMEHIVE_TLS_KEY (flags win).
 //
 // Exit codes: 0 ok; 1 the job failed or was cancelled (submit --wait);
-// 2 usage error or request refused; 3 coordinator unreachable; 4 no such job;
-// 5 the coordinator did not answer in time.
+// 2 usage error or request refused (also: delete of a job that still runs,
+// certs errors); 3 coordinator unreachable; 4 no such job; 5 the coordinator
+// did not answer in time; 6 refused by the coordinator's TLS or
+// authentication (no certificate, one of another CA, plaintext against TLS or
+// TLS against plaintext).
 
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/lifecycle.hpp"
 #include "actors/messages.hpp"
 #include "caf/io/all.hpp"
+#include "caf/openssl/all.hpp"
 #include "analysis/catalog.hpp"
 #include "cli/render.hpp"
+#include "common/identity.hpp"
 #include "common/text.hpp"
 
 using namespace framehive;
@@ -37,7 +51,10 @@ using json = nlohmann::json;
 
 namespace {
 
-enum exit_code { ok = 0, job_failed = 1, usage = 2, unreachable = 3, not_found = 4, timed_out = 5 };
+enum exit_code { ok = 0, job_failed = 1, usage = 2, unreachable = 3, not_found = 4, timed_out = 5, refused = 6 };
+
+/// CAF's blocking remote_actor has no deadline of its own; this bounds it.
+constexpr auto connect_deadline = std::chrono::seconds(15);
 
 struct cli_config : caf::actor_system_config {
   cli_config() {
@@ -46,25 +63,85 @@ struct cli_config : caf::actor_system_config {
   }
 };
 
+/// Ends the process with `timed_out` unless destroyed within `limit`: a peer
+/// that accepts TCP but never completes a handshake must not hang the CLI.
+class watchdog {
+ public:
+  watchdog(std::chrono::seconds limit, std::string what)
+      : thread_([this, limit, what = std::move(what)] {
+          std::unique_lock<std::mutex> lock(mutex_);
+          if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
+            std::cerr << "framehive: " << what << ": no answer within " << limit.count() << " s\n";
+            std::_Exit(timed_out);
+          }
+        }) {}
+  ~watchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+/// True if TCP connected but the TLS or CAF handshake failed: the peer closed
+/// it (a TLS coordinator refusing a plaintext client or a certificate), or,
+/// with TLS, the session could not be set up (a plaintext coordinator answers
+/// the TLS hello with garbage; CAF then reports cannot_connect_to_node without
+/// the "ip_connect failed" of a closed port).
+bool refused_in_handshake(const caf::error& e, bool tls) {
+  if (e == caf::sec::disconnect_during_handshake)
+    return true;
+  return tls && e == caf::sec::cannot_connect_to_node &&
+         caf::to_string(e.context()).find("ip_connect") == std::string::npos;
+}
+
+/// Why a connection failed, for a user: TLS refusals get their own exit code.
+int explain_connect_error(const caf::error& e, const std::string& address, bool tls, caf::actor_system& sys) {
+  if (!refused_in_handshake(e, tls)) {
+    std::cerr << "framehive: cannot reach the coordinator at " << address << ": " << sys.render(e) << "\n";
+    return unreachable;
+  }
+  std::cerr << "framehive: the coordinator at " << address << " refused the connection during the handshake ("
+            << sys.render(e) << "): ";
+  if (tls)
+    std::cerr << "no TLS session: the coordinator did not accept this certificate (it must be issued by the "
+                 "CA in the coordinator's --tls.ca), or this --tls.ca did not accept the coordinator's, or the "
+                 "coordinator runs without TLS\n";
+  else
+    std::cerr << "it requires TLS. Give --tls.ca, --tls.cert and --tls.key (or FRAMEHIVE_TLS_CA, "
+                 "FRAMEHIVE_TLS_CERT, FRAMEHIVE_TLS_KEY) with a client certificate of the cluster "
+                 "(framehive certs issue DIR NAME --role client)\n";
+  return refused;
+}
+
 /// A connection to the coordinator with finite timeouts on every request.
 class session {
  public:
-  explicit session(const std::string& address) {
+  session(const std::string& address, const tls_files& tls) {
     register_protocol(cfg_);
     cfg_.load<caf::io::middleman>();
+    if (auto ok = use_tls(cfg_, tls); !ok) {
+      std::cerr << "framehive: " << ok.error() << "\n";
+      std::exit(usage);
+    }
     sys_.emplace(cfg_);
     std::string host;
     uint16_t port = 0;
     if (!split_host_port(address, host, port)) {
       std::cerr << "framehive: coordinator address must be HOST:PORT, got '" << address << "'\n";
-      std::exit(usage);
+      std::_Exit(usage);
     }
-    auto c = sys_->middleman().remote_actor<coordinator_actor>(host, port);
-    if (!c) {
-      std::cerr << "framehive: cannot reach the coordinator at " << address << ": " << sys_->render(c.error())
-                << "\n";
-      std::exit(unreachable);
-    }
+    auto c = connect(host, port, tls.enabled());
+    if (!c)
+      std::_Exit(explain_connect_error(c.error(), address, tls.enabled(), *sys_));
     coord_ = *c;
   }
 
@@ -78,14 +155,7 @@ class session {
         .receive([&](T& x) { out = std::move(x); code = ok; },
                  [&](caf::error& e) {
                    std::cerr << "framehive: " << describe(e) << "\n";
-                   if (e.category() == caf::atom("framehive") && e.code() == static_cast<uint8_t>(errc::not_found))
-                     code = not_found;
-                   else if (e == caf::sec::request_timeout)
-                     code = timed_out;
-                   else if (e.category() == caf::atom("framehive"))
-                     code = usage;
-                   else
-                     code = unreachable;
+                   code = exit_code_of(e);
                  });
     if (code != ok)
       std::exit(code);
@@ -93,6 +163,28 @@ class session {
   }
 
  private:
+  caf::expected<coordinator_actor> connect(const std::string& host, uint16_t port, bool tls) {
+    watchdog guard(connect_deadline, "connecting to " + host + ":" + std::to_string(port));
+    if (tls)
+      return caf::openssl::remote_actor<coordinator_actor>(*sys_, host, port);
+    return sys_->middleman().remote_actor<coordinator_actor>(host, port);
+  }
+
+  static int exit_code_of(const caf::error& e) {
+    if (e == caf::sec::request_timeout)
+      return timed_out;
+    if (e.category() != caf::atom("framehive"))
+      return unreachable;
+    switch (static_cast<errc>(e.code())) {
+      case errc::not_found:
+        return not_found;
+      case errc::refused:
+        return refused;
+      default:
+        return usage;
+    }
+  }
+
   cli_config cfg_;
   std::optional<caf::actor_system> sys_;
   coordinator_actor coord_;
@@ -182,6 +274,11 @@ void print_nodes(const cluster_nodes& n) {
   for (const auto& x : n.nodes)
     std::printf("%-16s %-16s %5u %10llu M %8llu %8u\n", shown(x.name).c_str(), shown(x.host).c_str(), x.cores,
                 static_cast<unsigned long long>(x.shm_budget >> 20), static_cast<unsigned long long>(x.running), x.pid);
+  if (n.refusals.empty())
+    return;
+  std::printf("\n%-24s %10s\n", "REFUSED (since start)", "COUNT");
+  for (const auto& r : n.refusals)
+    std::printf("%-24s %10llu\n", shown(r.reason).c_str(), static_cast<unsigned long long>(r.count));
 }
 
 void print_progress(const job_status& st, int& lines) {
@@ -304,70 +401,158 @@ int run_cancel(session& s, uint64_t job, bool as_json) {
   return ok;
 }
 
+int run_delete(session& s, uint64_t job, bool as_json) {
+  s.ask<caf::ok_atom>(erase_atom::value, job);
+  if (as_json)
+    std::cout << cli::dump(json{{"job", job}, {"deleted", true}}, -1) << "\n";
+  else
+    std::cout << "job " << job << ": deleted\n";
+  return ok;
+}
+
+// -- certs: the cluster's PKI, no coordinator involved -------------------------------------
+
+int run_certs_init(const std::string& dir) {
+  if (auto r = create_ca(dir); !r) {
+    std::cerr << "framehive certs init: " << r.error() << "\n";
+    return usage;
+  }
+  std::cout << "cluster CA created: " << dir << "/ca.crt (give it to every process as --tls.ca) and " << dir
+            << "/ca.key (secret: it can issue certificates; keep it off the cluster machines)\n";
+  return ok;
+}
+
+int run_certs_issue(const std::string& dir, const std::string& name, const std::string& role_name) {
+  cert_role role = cert_role::client;
+  if (!from_string(role_name, role)) {
+    std::cerr << "framehive certs issue: --role must be coordinator, node or client, got '" << role_name << "'\n";
+    return usage;
+  }
+  if (auto r = issue_certificate(dir, name, role); !r) {
+    std::cerr << "framehive certs issue: " << r.error() << "\n";
+    return usage;
+  }
+  std::cout << "issued " << dir << "/" << name << ".crt and " << dir << "/" << name << ".key (role " << role_name
+            << "): --tls.ca=" << dir << "/ca.crt --tls.cert=" << dir << "/" << name << ".crt --tls.key=" << dir
+            << "/" << name << ".key\n";
+  return ok;
+}
+
+// -- the command line ----------------------------------------------------------------------
+
+/// Everything the command line can set; each subcommand reads its part.
+struct arguments {
+  std::string coordinator = std::getenv("FRAMEHIVE_COORDINATOR") ? std::getenv("FRAMEHIVE_COORDINATOR")
+                                                                  : "127.0.0.1:4242";
+  tls_files tls;
+  bool as_json = false;
+  uint64_t job = 0;
+  std::vector<std::string> inputs;
+  std::vector<std::string> analyzers;
+  uint32_t stride = 1;
+  bool wait = false;
+  bool frames = false;
+  bool watch = false;
+  std::string dir;
+  std::string name;
+  std::string role;
+};
+
+/// A subcommand and what it runs once connected.
+using command = std::pair<CLI::App*, std::function<int(session&)>>;
+
+std::string env_or_empty(const char* name) { return std::getenv(name) ? std::getenv(name) : std::string{}; }
+
+void add_global_options(CLI::App& app, arguments& a) {
+  a.tls = {env_or_empty("FRAMEHIVE_TLS_CA"), env_or_empty("FRAMEHIVE_TLS_CERT"), env_or_empty("FRAMEHIVE_TLS_KEY")};
+  app.add_option("--coordinator", a.coordinator, "coordinator HOST:PORT (or FRAMEHIVE_COORDINATOR)");
+  app.add_option("--tls.ca", a.tls.ca, "cluster CA certificate (or FRAMEHIVE_TLS_CA)");
+  app.add_option("--tls.cert", a.tls.cert, "client certificate (or FRAMEHIVE_TLS_CERT)");
+  app.add_option("--tls.key", a.tls.key, "client private key (or FRAMEHIVE_TLS_KEY)");
+}
+
+std::vector<command> add_query_commands(CLI::App& app, arguments& a) {
+  std::vector<command> out;
+  auto* status = app.add_subcommand("status", "jobs and their videos");
+  status->add_option("job", a.job, "job id (default: all jobs)");
+  out.emplace_back(status, [&a](session& s) { return run_status(s, a.job, a.as_json); });
+  auto* results = app.add_subcommand("results", "results of a job");
+  results->add_option("job", a.job, "job id")->required();
+  results->add_flag("--frames", a.frames, "include every frame's result (with --json)");
+  out.emplace_back(results, [&a](session& s) { return run_results(s, a.job, a.frames, a.as_json); });
+  auto* tree = app.add_subcommand("tree", "the live actor tree");
+  tree->add_flag("--watch", a.watch, "refresh every second, like top");
+  out.emplace_back(tree, [&a](session& s) { return run_tree(s, a.watch, a.as_json); });
+  auto* nodes = app.add_subcommand("nodes", "registered nodes and refused requests");
+  out.emplace_back(nodes, [&a](session& s) { return run_nodes(s, a.as_json); });
+  for (auto& [sub, run] : out)
+    sub->add_flag("--json", a.as_json, "machine-readable output");
+  return out;
+}
+
+std::vector<command> add_job_commands(CLI::App& app, arguments& a) {
+  std::vector<command> out;
+  auto* submit = app.add_subcommand("submit", "submit videos for analysis");
+  submit->add_option("videos", a.inputs, "video files or URLs")->required();
+  submit->add_option("--analyzers,-a", a.analyzers, "comma-separated analyzers: " + analysis::analyzer_list() + "; KIND.LABEL runs another instance (touch.2)")
+      ->required()
+      ->delimiter(',');
+  submit->add_option("--stride", a.stride, "analyse every k-th frame")->check(CLI::PositiveNumber);
+  submit->add_flag("--wait", a.wait, "wait for the job, showing progress; exit 1 if it failed");
+  out.emplace_back(submit,
+                   [&a](session& s) { return run_submit(s, a.inputs, a.analyzers, a.stride, a.wait, a.as_json); });
+  auto* cancel = app.add_subcommand("cancel", "cancel a job");
+  cancel->add_option("job", a.job, "job id")->required();
+  out.emplace_back(cancel, [&a](session& s) { return run_cancel(s, a.job, a.as_json); });
+  auto* del = app.add_subcommand("delete", "delete a finished job and its results (exit 2 if it still runs)");
+  del->add_option("job", a.job, "job id")->required();
+  out.emplace_back(del, [&a](session& s) { return run_delete(s, a.job, a.as_json); });
+  for (auto& [sub, run] : out)
+    sub->add_flag("--json", a.as_json, "machine-readable output");
+  return out;
+}
+
+/// `certs init` and `certs issue`: they work on files only.
+std::function<int()> add_certs_command(CLI::App& app, arguments& a) {
+  auto* certs = app.add_subcommand("certs", "make the cluster's PKI (no coordinator needed)");
+  certs->require_subcommand(1);
+  auto* init = certs->add_subcommand("init", "create a cluster CA in DIR (ca.crt, ca.key); never overwrites");
+  init->add_option("dir", a.dir, "folder for the CA")->required();
+  auto* issue = certs->add_subcommand("issue", "issue DIR/NAME.crt and DIR/NAME.key, signed by DIR's CA");
+  issue->add_option("dir", a.dir, "folder of the CA")->required();
+  issue->add_option("name", a.name, "the peer's name (a node's --name; letters, digits, . - _)")->required();
+  issue->add_option("--role", a.role, "coordinator, node or client")->required();
+  return [&a, init, issue]() -> int {
+    if (init->parsed())
+      return run_certs_init(a.dir);
+    if (issue->parsed())
+      return run_certs_issue(a.dir, a.name, a.role);
+    return -1;
+  };
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"framehive: submit videos to the cluster and watch them being analysed"};
   app.require_subcommand(1);
-  std::string coordinator = std::getenv("FRAMEHIVE_COORDINATOR") ? std::getenv("FRAMEHIVE_COORDINATOR")
-                                                                  : "127.0.0.1:4242";
-  app.add_option("--coordinator", coordinator, "coordinator HOST:PORT (or FRAMEHIVE_COORDINATOR)");
-  bool as_json = false;
-
-  auto* submit = app.add_subcommand("submit", "submit videos for analysis");
-  std::vector<std::string> inputs;
-  std::vector<std::string> analyzers;
-  uint32_t stride = 1;
-  bool wait = false;
-  submit->add_option("videos", inputs, "video files or URLs")->required();
-  submit->add_option("--analyzers,-a", analyzers, "comma-separated analyzers: " + analysis::analyzer_list() + "; KIND.LABEL runs another instance (touch.2)")
-      ->required()
-      ->delimiter(',');
-  submit->add_option("--stride", stride, "analyse every k-th frame")->check(CLI::PositiveNumber);
-  submit->add_flag("--wait", wait, "wait for the job, showing progress; exit 1 if it failed");
-  submit->add_flag("--json", as_json, "machine-readable output");
-
-  auto* status = app.add_subcommand("status", "jobs and their videos");
-  uint64_t job = 0;
-  status->add_option("job", job, "job id (default: all jobs)");
-  status->add_flag("--json", as_json, "machine-readable output");
-
-  auto* results = app.add_subcommand("results", "results of a job");
-  bool frames = false;
-  results->add_option("job", job, "job id")->required();
-  results->add_flag("--json", as_json, "machine-readable output");
-  results->add_flag("--frames", frames, "include every frame's result (with --json)");
-
-  auto* tree = app.add_subcommand("tree", "the live actor tree");
-  bool watch = false;
-  tree->add_flag("--json", as_json, "machine-readable output");
-  tree->add_flag("--watch", watch, "refresh every second, like top");
-
-  auto* nodes = app.add_subcommand("nodes", "registered nodes");
-  nodes->add_flag("--json", as_json, "machine-readable output");
-
-  auto* cancel = app.add_subcommand("cancel", "cancel a job");
-  cancel->add_option("job", job, "job id")->required();
-  cancel->add_flag("--json", as_json, "machine-readable output");
+  arguments a;
+  add_global_options(app, a);
+  auto commands = add_job_commands(app, a);
+  for (auto& c : add_query_commands(app, a))
+    commands.push_back(std::move(c));
+  auto run_certs = add_certs_command(app, a);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? ok : usage;
   }
-
-  session s(coordinator);
-  if (submit->parsed())
-    return run_submit(s, inputs, analyzers, stride, wait, as_json);
-  if (status->parsed())
-    return run_status(s, job, as_json);
-  if (results->parsed())
-    return run_results(s, job, frames, as_json);
-  if (tree->parsed())
-    return run_tree(s, watch, as_json);
-  if (nodes->parsed())
-    return run_nodes(s, as_json);
-  if (cancel->parsed())
-    return run_cancel(s, job, as_json);
+  if (int rc = run_certs(); rc >= 0)
+    return rc;
+  session s(a.coordinator, a.tls);
+  for (auto& [sub, run] : commands)
+    if (sub->parsed())
+      return run(s);
   return usage;
 }

@@ -162,7 +162,11 @@ json to_json(const cluster_nodes& x) {
                     {"version", text(n.version)},
                     {"pid", n.pid},
                     {"running", n.running}});
-  return {{"nodes", std::move(rows)}};
+  // Refusals by reason; a reason repeated by a peer adds up instead of overwriting.
+  json refusals = json::object();
+  for (const auto& r : x.refusals)
+    refusals[text(r.reason)] = refusals.value(text(r.reason), uint64_t{0}) + r.count;
+  return {{"nodes", std::move(rows)}, {"refusals", std::move(refusals)}};
 }
 
 std::string dump(const json& j, int indent) { return j.dump(indent, ' ', false, json::error_handler_t::replace); }

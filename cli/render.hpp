@@ -15,6 +15,7 @@ nlohmann::json to_json(const cluster_status& x);
 /// With `with_frames`, every analyzer has a "frames" array (possibly empty).
 nlohmann::json to_json(const job_results& x, bool with_frames);
 nlohmann::json to_json(const cluster_tree& x);
+/// {"nodes": [...], "refusals": {reason: count}} (refusals since the coordinator started).
 nlohmann::json to_json(const cluster_nodes& x);
 
 /// An analyzer's summary as the object under "summary" (its own figures

@@ -26,6 +26,16 @@ add_library(CAF::io UNKNOWN IMPORTED)
 set_target_properties(CAF::io PROPERTIES
   IMPORTED_LOCATION "${CAF_IO_LIB}"
   INTERFACE_LINK_LIBRARIES CAF::core)
+# CAF's TLS transport (libcaf-openssl links libssl itself).
+find_library(CAF_OPENSSL_LIB caf_openssl REQUIRED)
+add_library(CAF::openssl UNKNOWN IMPORTED)
+set_target_properties(CAF::openssl PROPERTIES
+  IMPORTED_LOCATION "${CAF_OPENSSL_LIB}"
+  INTERFACE_LINK_LIBRARIES CAF::io)
+
+# libcrypto for the cluster's PKI (common/identity): keys, certificates, proofs;
+# libssl for the fix of CAF's TLS sessions (actors/lifecycle.cpp).
+find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto SSL)
 
 find_package(OpenCV 4 REQUIRED COMPONENTS core imgproc imgcodecs objdetect video)
 find_package(nlohmann_json 3 REQUIRED)

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -28,6 +29,27 @@ exit_status decode_status(int raw) {
     st.code = WEXITSTATUS(raw);
   }
   return st;
+}
+
+/// This process's environment with `extra` ("NAME=VALUE") added or replacing
+/// variables of the same name; null-terminated, pointing into `environ` and `extra`.
+std::vector<char*> child_environment(const std::vector<std::string>& extra) {
+  auto name_of = [](const char* entry) {
+    const char* eq = std::strchr(entry, '=');
+    return eq ? std::string(entry, static_cast<std::size_t>(eq - entry)) : std::string(entry);
+  };
+  std::vector<char*> env;
+  for (char** e = environ; e && *e; ++e) {
+    const std::string name = name_of(*e);
+    const bool replaced = std::any_of(extra.begin(), extra.end(),
+                                      [&](const std::string& x) { return name_of(x.c_str()) == name; });
+    if (!replaced)
+      env.push_back(*e);
+  }
+  for (const auto& x : extra)
+    env.push_back(const_cast<char*>(x.c_str()));
+  env.push_back(nullptr);
+  return env;
 }
 
 }  // namespace
@@ -68,14 +90,15 @@ void child_process::reap_now() {
   status_.reset();
 }
 
-std::optional<child_process> child_process::spawn(const std::vector<std::string>& argv,
-                                                   std::string* error,
-                                                   const std::string& stdout_path) {
+std::optional<child_process> child_process::spawn(const std::vector<std::string>& argv, std::string* error,
+                                                  const std::string& stdout_path,
+                                                  const std::vector<std::string>& extra_env) {
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (const auto& a : argv)
     args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  auto env = child_environment(extra_env);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -83,7 +106,7 @@ std::optional<child_process> child_process::spawn(const std::vector<std::string>
     posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout_path.c_str(),
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = -1;
-  int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
     if (error)

@@ -33,10 +33,13 @@ class child_process {
 
   /// Starts `argv[0]` (a path) with the given arguments. `stdout_path`, when
   /// not empty, receives the child's standard output (stderr is inherited).
+  /// `extra_env` ("NAME=VALUE" entries) is added to the child's environment
+  /// only (replacing a variable of the same name), so a secret handed to a
+  /// child never appears on its command line or in this process's environment.
   /// Returns std::nullopt and sets `error` when the spawn failed.
   static std::optional<child_process> spawn(const std::vector<std::string>& argv,
-                                            std::string* error = nullptr,
-                                            const std::string& stdout_path = {});
+                                            std::string* error = nullptr, const std::string& stdout_path = {},
+                                            const std::vector<std::string>& extra_env = {});
 
   pid_t pid() const noexcept { return pid_; }
   bool running() const noexcept { return pid_ > 0 && !status_; }

@@ -7,15 +7,21 @@
 
 namespace framehive {
 
+/// Selects the error constructor of a result<T, E> (needed when T and E are the same type).
+struct error_tag_t {};
+inline constexpr error_tag_t error_tag{};
+
 /// A value or an error, for the layers that know nothing of CAF (shm/, media/,
 /// analysis/). Actors convert the error to caf::error at their boundary.
 template <class T, class E>
 class result {
  public:
-  static_assert(!std::is_same_v<T, E>, "value and error types must differ");
-
   result(T value) : v_(std::in_place_index<0>, std::move(value)) {}
+  /// Implicit only when the types differ; result<std::string, std::string>
+  /// makes its error with `result(error_tag, text)`.
+  template <class U = E, std::enable_if_t<!std::is_same_v<U, T>, int> = 0>
   result(E error) : v_(std::in_place_index<1>, std::move(error)) {}
+  result(error_tag_t, E error) : v_(std::in_place_index<1>, std::move(error)) {}
 
   explicit operator bool() const noexcept { return v_.index() == 0; }
   bool ok() const noexcept { return v_.index() == 0; }

@@ -10,6 +10,8 @@
 #include "actors/guard.hpp"
 #include "analysis/catalog.hpp"
 #include "common/clock.hpp"
+#include "common/identity.hpp"
+#include "coordinator/admission.hpp"
 #include "coordinator/scheduler.hpp"
 
 // The coordinator actor is an adapter: each message becomes a call on the job
@@ -17,6 +19,12 @@
 // and the scheduler's commands become store writes and messages. Every
 // handler runs through guarded(): an exception or a storage error answers
 // that one request with an error, and the coordinator goes on serving.
+//
+// Identity is the connection: results, reports and status count only from
+// the actor that registered under a node's name (current_sender()), never
+// from the name a message carries. What a request may contain (limits,
+// challenges) is decided by `admission`; every refusal is logged with the
+// peer and counted by its reason (`framehive nodes`).
 
 namespace framehive {
 
@@ -24,6 +32,17 @@ namespace {
 
 /// How long a node has to confirm an assignment.
 constexpr auto assign_timeout = std::chrono::seconds(10);
+
+/// How often finished jobs past their retention are looked for, and how many
+/// one pass erases (the rest follow a second later: a pass must not hold up
+/// the nodes' results for long).
+constexpr auto sweep_interval = std::chrono::hours(1);
+constexpr auto sweep_again = std::chrono::seconds(1);
+constexpr std::size_t max_erased_per_sweep = 100;
+
+/// Refusals of one reason are logged one by one up to this many, then every
+/// 1000th: a peer that floods the coordinator must not flood its log.
+constexpr uint64_t refusals_logged_in_full = 20;
 
 /// The scheduler's question to the job store, answered from the job store.
 class store_resume_points final : public resume_points {
@@ -53,10 +72,14 @@ struct node_link {
 struct coordinator_state {
   static inline const char* name = "coordinator";
   std::unique_ptr<job_store> store;
+  coordinator_options options;
   steady_clock clock;
   std::unique_ptr<store_resume_points> resume;
   std::unique_ptr<scheduler> sched;
+  std::unique_ptr<admission> gate;
   std::map<std::string, node_link> nodes;
+  std::map<caf::actor_addr, std::string> names;  ///< each registered node actor's name
+  uint64_t next_sweep_ns = 0;                    ///< retention: when to look again
 };
 
 using coord_ptr = coordinator_actor::stateful_pointer<coordinator_state>;
@@ -68,6 +91,36 @@ caf::error storage_error(const std::string& what) {
 
 caf::error no_job(uint64_t job) {
   return make_error(errc::not_found, "no job " + std::to_string(job));
+}
+
+// -- who is asking ---------------------------------------------------------------------------
+
+caf::actor_addr sender_of(coord_ptr self) {
+  return caf::actor_cast<caf::actor_addr>(self->current_sender());
+}
+
+/// The name the sender registered under, or nullptr: the only name its results count for.
+const std::string* sender_node(coord_ptr self) {
+  auto it = self->state.names.find(sender_of(self));
+  return it == self->state.names.end() ? nullptr : &it->second;
+}
+
+/// The sender for log lines: its node name if it registered, and its actor address.
+std::string peer_of(coord_ptr self) {
+  const auto addr = sender_of(self);
+  if (!addr)
+    return "an anonymous sender";
+  const std::string* name = sender_node(self);
+  return (name ? "node " + *name + " " : std::string("peer ")) + "(actor " + caf::to_string(addr) + ")";
+}
+
+/// Counts and logs a refusal of `what` from the sender; the error for its reply.
+caf::error refuse(coord_ptr self, const refusal& r, const std::string& what) {
+  const uint64_t n = self->state.gate->count(r.key);
+  if (n <= refusals_logged_in_full || n % 1000 == 0)
+    spdlog::warn("coordinator: refused {} from {}: {}: {} ({} refusals of this kind so far)", what,
+                 peer_of(self), r.key, r.message, n);
+  return make_error(r.code, r.message);
 }
 
 /// Events are a record for people; failing to write one must not fail the request.
@@ -273,27 +326,22 @@ cluster_nodes handle_nodes(coord_ptr self) {
     r.running = self->state.sched->running_on(name);
     out.nodes.push_back(std::move(r));
   }
+  out.refusals = self->state.gate->counts();
   return out;
 }
 
 // -- jobs -------------------------------------------------------------------------------------
 
-caf::error check_spec(const job_spec& spec) {
-  if (spec.inputs.empty())
-    return make_error(errc::invalid_request, "no input videos given");
-  if (spec.analyzers.empty())
-    return make_error(errc::invalid_request, "no analyzers given");
-  for (const auto& a : spec.analyzers)
-    if (!analysis::is_analyzer(a))
-      return make_error(errc::invalid_request,
-                        "unknown analyzer '" + a + "' (known: " + analysis::analyzer_list() + ")");
-  return {};
-}
-
 caf::result<uint64_t> handle_submit(coord_ptr self, job_spec& spec) {
   auto& st = self->state;
-  if (auto e = check_spec(spec))
-    return e;
+  if (auto v = st.gate->check_job(spec, st.sched->queued()))
+    return refuse(self, *v, "a job");
+  for (const auto& a : spec.analyzers)
+    if (!analysis::is_analyzer(a))
+      return refuse(self,
+                    refusal{errc::invalid_request, refusal_key::invalid_job,
+                            "unknown analyzer '" + a + "' (known: " + analysis::analyzer_list() + ")"},
+                    "a job");
   std::sort(spec.analyzers.begin(), spec.analyzers.end());
   spec.analyzers.erase(std::unique(spec.analyzers.begin(), spec.analyzers.end()), spec.analyzers.end());
   spec.stride = std::max<uint32_t>(1, spec.stride);
@@ -327,70 +375,281 @@ caf::result<job_status> handle_cancel(coord_ptr self, uint64_t job) {
   return job_status_reply(self, job);
 }
 
+constexpr bool is_final(job_state s) noexcept {
+  return s == job_state::done || s == job_state::failed || s == job_state::cancelled;
+}
+
+/// Deletes a finished job and everything recorded about it.
+caf::result<caf::ok_atom> handle_erase(coord_ptr self, uint64_t job) {
+  auto& store = *self->state.store;
+  auto state = store.state_of_job(job);
+  if (!state)
+    return storage_error(state.error());
+  if (!*state)
+    return no_job(job);
+  if (!is_final(**state))
+    return make_error(errc::invalid_request, "job " + std::to_string(job) + " is " + to_string(**state) +
+                                                 "; cancel it before erasing it");
+  auto erased = store.erase_job(job);
+  if (!erased)
+    return storage_error(erased.error());
+  if (!*erased)
+    return no_job(job);
+  spdlog::info("coordinator: job {} ({}) erased with its videos, results and events", job,
+               to_string(**state));
+  return caf::ok_atom::value;
+}
+
+// -- retention --------------------------------------------------------------------------------
+
+/// Seconds since the Unix epoch: the job store records when jobs finished in wall time.
+double wall_now_s() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+/// Erases finished jobs older than the retention (a bounded number per pass);
+/// true if more are due.
+bool sweep(coord_ptr self) {
+  auto& st = self->state;
+  const uint32_t days = st.options.limits.retention_days;
+  if (days == 0)
+    return false;
+  auto ids = st.store->jobs_finished_before(wall_now_s() - days * 86400.0);
+  if (!ids) {
+    spdlog::error("coordinator: retention: {}", ids.error());
+    return false;
+  }
+  std::size_t erased = 0;
+  for (std::size_t i = 0; i < ids->size() && i < max_erased_per_sweep; ++i) {
+    auto r = st.store->erase_job((*ids)[i]);
+    if (!r)
+      spdlog::error("coordinator: retention: job {}: {}", (*ids)[i], r.error());
+    else
+      erased += *r ? 1 : 0;
+  }
+  if (erased > 0)
+    spdlog::info("coordinator: retention: erased {} jobs that finished more than {} days ago", erased, days);
+  return ids->size() > max_erased_per_sweep;
+}
+
+/// Sweeps if it is time, and arms the timer for the next sweep. Ticks also
+/// come for the scheduler (and from anyone: the interface is public), so the
+/// sweep runs on time, not on every tick.
+void sweep_if_due(coord_ptr self) {
+  auto& st = self->state;
+  const uint64_t now = st.clock.now_ns();
+  if (now < st.next_sweep_ns)
+    return;
+  const auto next =
+      sweep(self) ? std::chrono::nanoseconds(sweep_again) : std::chrono::nanoseconds(sweep_interval);
+  st.next_sweep_ns = now + static_cast<uint64_t>(next.count());
+  self->delayed_send(self, next, tick_atom::value);
+}
+
+/// The timer: the scheduler's deadlines, and the retention sweep when it is due.
+void handle_tick(coord_ptr self) {
+  sweep_if_due(self);
+  carry_out(self, self->state.sched->on_tick());
+}
+
 // -- nodes ------------------------------------------------------------------------------------
 
 // `name` by value: callers pass the key of the entry this erases.
 void node_lost(coord_ptr self, std::string name, const std::string& why) {
   auto& st = self->state;
-  if (st.nodes.erase(name) == 0)
+  auto n = st.nodes.find(name);
+  if (n == st.nodes.end())
     return;
+  st.names.erase(n->second.handle.address());
+  st.nodes.erase(n);
   spdlog::warn("coordinator: node {} lost ({}); {} videos to reassign", name, why,
                st.sched->running_on(name));
   carry_out(self, st.sched->on_node_lost(name));
 }
 
-node_welcome handle_register(coord_ptr self, node_info& info, node_actor& handle) {
+caf::result<std::string> handle_challenge(coord_ptr self) {
+  const auto sender = sender_of(self);
+  if (!sender)
+    return refuse(self, refusal{errc::refused, refusal_key::anonymous, "a challenge is issued to a sender"},
+                  "a challenge request");
+  return self->state.gate->issue_challenge(caf::to_string(sender), random_token());
+}
+
+/// With a cluster CA: the node signed the challenge issued to this sender
+/// with the key of a node certificate for its name.
+verdict check_proof(coord_ptr self, const node_info& info) {
   auto& st = self->state;
-  if (auto old = st.nodes.find(info.name); old != st.nodes.end() && old->second.handle != handle)
-    node_lost(self, info.name, "re-registered");
-  self->monitor(handle);
-  auto& n = st.nodes[info.name];
-  n.handle = handle;
-  n.info = info;
-  spdlog::info("coordinator: node {} registered ({} cores, shm budget {} MiB, pid {}, {} videos running)",
-               info.name, info.cores, info.shm_budget >> 20, info.pid, info.running.size());
+  auto challenge = st.gate->take_challenge(caf::to_string(sender_of(self)));
+  if (!challenge)
+    return refusal{errc::refused, refusal_key::no_challenge,
+                   "node " + info.name +
+                       ": no challenge to answer (ask for one first; each is good for one "
+                       "registration within " +
+                       std::to_string(challenge_ttl.count()) + " s)"};
+  auto ok =
+      verify_proof(st.options.tls_ca, info.certificate, cert_role::node, info.name, *challenge, info.proof);
+  if (!ok)
+    return refusal{errc::refused, refusal_key::bad_proof, "node " + info.name + ": " + ok.error()};
+  return std::nullopt;
+}
+
+/// Who may register under `info.name`: the node actor itself (the handle it
+/// registers is the sender), with a proof when the cluster has a CA, under a
+/// name that no live node holds, with sane figures.
+verdict check_registration(coord_ptr self, const node_info& info, const node_actor& handle) {
+  auto& st = self->state;
+  const auto sender = sender_of(self);
+  if (!sender)
+    return refusal{errc::refused, refusal_key::anonymous, "a registration without a sender"};
+  if (handle.address() != sender)
+    return refusal{errc::refused, refusal_key::handle_mismatch,
+                   "node " + info.name + ": the handle it registers is not the sender's"};
+  if (auto v = st.gate->check_node(info))
+    return v;
+  if (auto own = st.names.find(sender); own != st.names.end() && own->second != info.name)
+    return refusal{errc::refused, refusal_key::already_registered,
+                   "this actor is registered as node " + own->second + "; it cannot also be " + info.name};
+  if (!st.options.tls_ca.empty())
+    if (auto v = check_proof(self, info))
+      return v;
+  // A node whose process died may come back once its old handle is down (the
+  // down message removes it); until then the name is taken.
+  if (auto n = st.nodes.find(info.name); n != st.nodes.end() && n->second.handle != handle)
+    return refusal{errc::refused, refusal_key::name_taken,
+                   "node name " + info.name + " is held by a live node (actor " +
+                       caf::to_string(n->second.handle.address()) + ")"};
+  return std::nullopt;
+}
+
+caf::result<node_welcome> handle_register(coord_ptr self, node_info& info, node_actor& handle) {
+  auto& st = self->state;
+  if (auto v = check_registration(self, info, handle))
+    return refuse(self, *v, "a registration as node " + info.name);
+  info.certificate.clear();  // checked; not needed again
+  info.proof.clear();
+  auto [n, fresh] = st.nodes.try_emplace(info.name);
+  if (fresh) {
+    self->monitor(handle);
+    st.names[handle.address()] = info.name;
+  }
+  n->second.handle = handle;
+  n->second.info = info;
+  spdlog::info("coordinator: node {} registered ({} cores, shm budget {} MiB, pid {}, {} videos running{})",
+               info.name, info.cores, info.shm_budget >> 20, info.pid, info.running.size(),
+               st.options.tls_ca.empty() ? "" : ", certificate verified");
   carry_out(self, st.sched->on_node_registered(info.name, info.cores, info.running));
   return node_welcome{version};
 }
 
 void handle_down(coord_ptr self, const caf::down_msg& dm) {
-  for (const auto& [name, n] : self->state.nodes)
-    if (n.handle.address() == dm.source) {
-      node_lost(self, name, caf::to_string(dm.reason));
-      return;
-    }
+  if (auto it = self->state.names.find(dm.source); it != self->state.names.end())
+    node_lost(self, it->second, caf::to_string(dm.reason));
 }
 
 void handle_node_status(coord_ptr self, node_status& s) {
-  if (auto n = self->state.nodes.find(s.node); n != self->state.nodes.end())
-    n->second.status = std::move(s);
+  auto& st = self->state;
+  const std::string* name = sender_node(self);
+  const std::string what = "a status of node " + s.node;
+  if (!name) {
+    refuse(self,
+           refusal{errc::refused, refusal_key::not_registered, "only a registered node sends its status"},
+           what);
+    return;
+  }
+  if (s.node != *name) {
+    refuse(self, refusal{errc::refused, refusal_key::name_mismatch, "it is registered as node " + *name},
+           what);
+    return;
+  }
+  if (auto v = st.gate->check_status(s)) {
+    refuse(self, *v, what);
+    return;
+  }
+  st.nodes[*name].status = std::move(s);
 }
 
 // -- results and reports ----------------------------------------------------------------------
 
-caf::result<batch_ack> handle_batch(coord_ptr self, const result_batch& b) {
+enum class holding : uint8_t {
+  current,  ///< the node holds this assignment: its results and report count
+  former,   ///< it held it once (revoked since): stale, it should stop
+  never,    ///< it never held it: a forgery or a confusion
+};
+
+store_result<holding> holding_of(coordinator_state& st, const std::string& node, uint64_t video,
+                                 uint64_t epoch) {
+  if (st.sched->accepts(video, epoch, node))
+    return holding::current;
+  auto owner = st.store->assignment_node(video, epoch);
+  if (!owner)
+    return owner.error();
+  return *owner && **owner == node ? holding::former : holding::never;
+}
+
+/// The frame count the node probed for `video` (from its last status), or -1.
+int64_t probed_frames(const coordinator_state& st, const std::string& node, uint64_t video) {
+  auto n = st.nodes.find(node);
+  if (n == st.nodes.end())
+    return -1;
+  const std::string id = "video:" + std::to_string(video);  // the node's id of the video's row
+  for (const auto& e : n->second.status.entries)
+    if (e.kind == actor_kind::video && e.id == id)
+      return e.total;
+  return -1;
+}
+
+/// Refuses results or a report on (video, epoch) unless the sender holds that
+/// assignment; the sender's node name otherwise. `stale_ok`: a former holder
+/// is answered with `nullptr` and no error (a report it sends again).
+caf::expected<const std::string*> check_holder(coord_ptr self, uint64_t video, uint64_t epoch,
+                                               const std::string& what, bool stale_ok) {
+  const std::string* name = sender_node(self);
+  const std::string assignment = "video " + std::to_string(video) + " epoch " + std::to_string(epoch);
+  if (!name)
+    return refuse(self,
+                  refusal{errc::refused, refusal_key::not_registered,
+                          "only the registered node that holds " + assignment + " may send this"},
+                  what);
+  auto held = holding_of(self->state, *name, video, epoch);
+  if (!held)
+    return storage_error(held.error());
+  if (*held == holding::current)
+    return name;
+  if (*held == holding::former && stale_ok)
+    return static_cast<const std::string*>(nullptr);
+  if (*held == holding::former)
+    return refuse(self,
+                  refusal{errc::stale_epoch, refusal_key::stale_epoch,
+                          assignment + " is no longer assigned to " + *name},
+                  what);
+  return refuse(
+      self, refusal{errc::refused, refusal_key::not_assigned, assignment + " is not assigned to " + *name},
+      what);
+}
+
+caf::result<batch_ack> handle_batch(coord_ptr self, result_batch& b) {
   auto& st = self->state;
-  if (!st.sched->accepts(b.video, b.epoch, b.node)) {
-    spdlog::warn("coordinator: rejected results for video {} epoch {} from node {}: not its assignment",
-                 b.video, b.epoch, b.node);
-    return make_error(errc::stale_epoch, "video " + std::to_string(b.video) + " epoch " +
-                                             std::to_string(b.epoch) + " is not assigned to " + b.node);
-  }
+  const std::string what =
+      b.analyzer + " results for video " + std::to_string(b.video) + " (claiming node " + b.node + ")";
+  auto holder = check_holder(self, b.video, b.epoch, what, false);
+  if (!holder)
+    return holder.error();
+  const std::string& name = **holder;  // never the batch's own `node` field
   auto row = st.store->video(b.video);
   if (!row)
     return storage_error(row.error());
   if (!*row)
-    return make_error(errc::not_found, "no video " + std::to_string(b.video));
+    return refuse(
+        self, refusal{errc::not_found, refusal_key::bad_batch, "no video " + std::to_string(b.video)}, what);
   const video_row& v = **row;
   if (std::find(v.analyzers.begin(), v.analyzers.end(), b.analyzer) == v.analyzers.end())
-    return make_error(errc::invalid_request,
-                      "video " + std::to_string(b.video) + " has no analyzer " + b.analyzer);
-  for (const auto& f : b.frames)
-    if (f.frame < 0) {
-      spdlog::warn("coordinator: rejected results for video {} from {}: negative frame {}", b.video, b.node,
-                   f.frame);
-      return make_error(errc::invalid_request, "negative frame index " + std::to_string(f.frame));
-    }
+    return refuse(self,
+                  refusal{errc::invalid_request, refusal_key::bad_batch,
+                          "video " + std::to_string(b.video) + " has no analyzer " + b.analyzer},
+                  what);
+  if (auto verdict = st.gate->check_batch(b, probed_frames(st, name, b.video)))
+    return refuse(self, *verdict, what);
+  b.node = name;
   auto mark = st.store->upsert(b, v.stride);
   if (!mark)
     return storage_error(mark.error());
@@ -404,20 +663,34 @@ caf::result<batch_ack> handle_batch(coord_ptr self, const result_batch& b) {
 
 caf::result<caf::ok_atom> handle_report(coord_ptr self, const video_report& r) {
   auto& st = self->state;
-  if (st.sched->accepts(r.video, r.epoch, r.node)) {
-    spdlog::info("coordinator: node {} reports video {}: {}{}{}", r.node, r.video, to_string(r.outcome),
-                 r.error.empty() ? "" : ": ", r.error);
-    carry_out(self, st.sched->on_report(r.video, r.epoch, r.node, r.outcome, r.error), &r);
-    return caf::ok_atom::value;
+  const std::string what = "a report on video " + std::to_string(r.video) + " (claiming node " + r.node + ")";
+  if (const std::string* name = sender_node(self)) {
+    // A registered node sends its unsent reports again until they are taken:
+    // about a video that is gone (its job erased) there is nothing to record.
+    auto row = st.store->video(r.video);
+    if (!row)
+      return storage_error(row.error());
+    if (!*row) {
+      spdlog::info("coordinator: node {} reports on video {}, which no longer exists; nothing to record",
+                   *name, r.video);
+      return caf::ok_atom::value;
+    }
   }
-  auto row = st.store->video(r.video);
-  if (!row)
-    return storage_error(row.error());
-  if (!*row)
-    return make_error(errc::not_found, "no video " + std::to_string(r.video));
-  spdlog::info("coordinator: ignored report on video {} epoch {} from node {}: not its current assignment",
-               r.video, r.epoch, r.node);
-  return caf::ok_atom::value;  // an older assignment: nothing to record
+  auto holder = check_holder(self, r.video, r.epoch, what, true);
+  if (!holder)
+    return holder.error();
+  if (!*holder) {
+    spdlog::info("coordinator: ignored report on video {} epoch {} from {}: not its current assignment",
+                 r.video, r.epoch, peer_of(self));
+    return caf::ok_atom::value;  // an older assignment: nothing to record
+  }
+  const std::string& name = **holder;
+  if (auto v = st.gate->check_report(r))
+    return refuse(self, *v, what);
+  spdlog::info("coordinator: node {} reports video {}: {}{}{}", name, r.video, to_string(r.outcome),
+               r.error.empty() ? "" : ": ", r.error);
+  carry_out(self, st.sched->on_report(r.video, r.epoch, name, r.outcome, r.error), &r);
+  return caf::ok_atom::value;
 }
 
 // -- start ------------------------------------------------------------------------------------
@@ -444,16 +717,30 @@ void restore(coord_ptr self) {
 }
 
 coordinator_actor::behavior_type coordinator(coord_ptr self,
-                                             const std::shared_ptr<std::unique_ptr<job_store>>& holder) {
+                                             const std::shared_ptr<std::unique_ptr<job_store>>& holder,
+                                             const coordinator_options& options) {
   auto& st = self->state;
   st.store = std::move(*holder);
+  st.options = options;
   st.resume = std::make_unique<store_resume_points>(*st.store);
   st.sched = std::make_unique<scheduler>(st.clock, *st.resume);
+  st.gate = std::make_unique<admission>(st.clock, options.limits);
+  if (options.tls_ca.empty())
+    spdlog::warn(
+        "coordinator: no cluster CA: node identities are not verified (any peer that reaches the port "
+        "may register as a node under a name no live node holds)");
   guarded("coordinator: restore", [&] { restore(self); });
+  guarded("coordinator: retention", [&] { sweep_if_due(self); });  // now, then every hour
   self->set_down_handler(
       [self](caf::down_msg& dm) { guarded("coordinator: down", [&] { handle_down(self, dm); }); });
   return {
       [self](job_spec& s) { return guarded("coordinator: submit", [&] { return handle_submit(self, s); }); },
+      [self](challenge_atom) {
+        return guarded("coordinator: challenge", [&] { return handle_challenge(self); });
+      },
+      [self](erase_atom, uint64_t job) {
+        return guarded("coordinator: erase", [&] { return handle_erase(self, job); });
+      },
       [self](status_atom) { return guarded("coordinator: status", [&] { return handle_status_all(self); }); },
       [self](status_atom, uint64_t job) {
         return guarded("coordinator: status", [&] { return job_status_reply(self, job); });
@@ -472,8 +759,7 @@ coordinator_actor::behavior_type coordinator(coord_ptr self,
         return guarded("coordinator: cancel", [&] { return handle_cancel(self, job); });
       },
       [self](node_info& info, node_actor& handle) {
-        return guarded("coordinator: register",
-                       [&]() -> caf::result<node_welcome> { return handle_register(self, info, handle); });
+        return guarded("coordinator: register", [&] { return handle_register(self, info, handle); });
       },
       [self](result_batch& b) {
         return guarded("coordinator: results batch", [&] { return handle_batch(self, b); });
@@ -482,19 +768,18 @@ coordinator_actor::behavior_type coordinator(coord_ptr self,
         return guarded("coordinator: report", [&] { return handle_report(self, r); });
       },
       [self](node_status& s) { guarded("coordinator: node status", [&] { handle_node_status(self, s); }); },
-      [self](tick_atom) {
-        guarded("coordinator: tick", [&] { carry_out(self, self->state.sched->on_tick()); });
-      },
+      [self](tick_atom) { guarded("coordinator: tick", [&] { handle_tick(self); }); },
   };
 }
 
 }  // namespace
 
-coordinator_actor spawn_coordinator(caf::actor_system& sys, std::unique_ptr<job_store> store) {
+coordinator_actor spawn_coordinator(caf::actor_system& sys, std::unique_ptr<job_store> store,
+                                    coordinator_options options) {
   // The store moves into the actor's state through a shared holder (spawn
   // arguments must be copyable).
   auto holder = std::make_shared<std::unique_ptr<job_store>>(std::move(store));
-  return sys.spawn<caf::detached>(coordinator, std::move(holder));
+  return sys.spawn<caf::detached>(coordinator, std::move(holder), std::move(options));
 }
 
 }  // namespace framehive

@@ -8,11 +8,37 @@
 
 namespace framehive {
 
+/// Sizes and counts a peer or a user controls; going over one is an
+/// errc::over_limit error to the caller, never a crash or a silent loss.
+struct coordinator_limits {
+  uint32_t max_inputs_per_job = 10'000;
+  uint32_t max_analyzers_per_job = 32;  ///< never more than a ring's consumer entries (shm::max_consumers)
+  uint32_t max_input_bytes = 4096;      ///< length of one input (path or URL)
+  uint32_t max_frames_per_batch = 1024;
+  uint64_t max_queued_videos = 1'000'000;
+  uint32_t max_node_cores = 1024;          ///< a node claiming more is refused
+  uint64_t max_node_shm_bytes = 1ull << 40;  ///< 1 TiB
+  uint32_t retention_days = 30;  ///< finished jobs older than this are deleted (0: keep)
+  uint32_t max_frame_data_bytes = 1u << 20;  ///< one analyzer's result for one frame (JSON text)
+};
+
+struct coordinator_options {
+  /// The cluster CA (PEM file). Set when the coordinator runs with TLS: nodes
+  /// must then prove their identity (common/identity.hpp) to register.
+  std::string tls_ca;
+  coordinator_limits limits;
+};
+
 /// Spawns the coordinator on its own thread (it writes SQLite synchronously).
+/// Results, reports and status count only from the actor that registered as
+/// the node holding the assignment; without `options.tls_ca` any peer may
+/// register under a name no live node holds (it logs that once). Finished
+/// jobs past `limits.retention_days` are erased at start and then hourly.
 /// On start it reloads unfinished videos from the store: queued ones queue
 /// again; running ones wait up to `restart_grace` (coordinator/scheduler.hpp)
 /// for their node to re-register and claim them, then queue again with a new
 /// epoch from their lowest watermark.
-coordinator_actor spawn_coordinator(caf::actor_system& sys, std::unique_ptr<job_store> store);
+coordinator_actor spawn_coordinator(caf::actor_system& sys, std::unique_ptr<job_store> store,
+                                    coordinator_options options = {});
 
 }  // namespace framehive

@@ -2,8 +2,12 @@
 // video to one node, stores results.
 //
 //   framehive-coordinator [--port=4242] [--bind=127.0.0.1] [--data-dir=framehive-data]
+//                         [--tls.ca=FILE --tls.cert=FILE --tls.key=FILE] [--insecure]
+//                         [--limits.max-inputs-per-job=N ...]
 //   framehive-coordinator --config-file=configs/coordinator.ini
-
+//
+// Protected mode: without TLS material it listens on 127.0.0.1 only, whatever
+// --bind says, unless --insecure is given (then it warns at every start).
 
 #include <cstdio>
 #include <filesystem>
@@ -13,8 +17,10 @@
 #include "actors/lifecycle.hpp"
 #include "actors/messages.hpp"
 #include "caf/io/all.hpp"
+#include "caf/openssl/all.hpp"
 #include "coordinator/coordinator_actor.hpp"
 #include "coordinator/job_store.hpp"
+#include "shm/ring_layout.hpp"
 
 namespace {
 
@@ -22,22 +28,105 @@ struct coordinator_config : caf::actor_system_config {
   uint16_t port = 4242;
   std::string bind = "127.0.0.1";
   std::string data_dir = "framehive-data";
+  bool insecure = false;
+  framehive::tls_files tls;
+  framehive::coordinator_limits limits;
+  uint64_t max_node_shm_gb = limits.max_node_shm_bytes >> 30;
   coordinator_config() {
     opt_group{custom_options_, "global"}
         .add(port, "port,p", "TCP port for nodes and the CLI")
-        .add(bind, "bind", "address to listen on (127.0.0.1: this machine only; 0.0.0.0: all)")
-        .add(data_dir, "data-dir", "folder of the job store (SQLite)");
+        .add(bind, "bind", "address to listen on (127.0.0.1: this machine only; 0.0.0.0: all; needs TLS or --insecure)")
+        .add(data_dir, "data-dir", "folder of the job store (SQLite)")
+        .add(insecure, "insecure", "allow --bind beyond loopback WITHOUT TLS: anyone reaching the port owns the cluster");
+    framehive::add_tls_options(custom_options_, tls);
+    add_limit_options();
     framehive::configure_network(*this);
   }
+
+  void add_limit_options() {
+    opt_group{custom_options_, "limits"}
+        .add(limits.max_inputs_per_job, "max-inputs-per-job", "videos in one job")
+        .add(limits.max_analyzers_per_job, "max-analyzers-per-job",
+             "analyzers in one job (at most the ring's consumer entries)")
+        .add(limits.max_input_bytes, "max-input-bytes", "length of one input path or URL, in bytes")
+        .add(limits.max_frames_per_batch, "max-frames-per-batch", "frames in one result batch from a node")
+        .add(limits.max_queued_videos, "max-queued-videos", "videos waiting for a node, over all jobs")
+        .add(limits.max_node_cores, "max-node-cores", "a node claiming more cores is refused")
+        .add(max_node_shm_gb, "max-node-shm-gb", "a node claiming a larger shm budget (GiB) is refused")
+        .add(limits.retention_days, "retention-days", "finished jobs older than this are deleted (0: keep all)");
+  }
+
+  framehive::coordinator_options options() const {
+    framehive::coordinator_options o;
+    o.tls_ca = tls.enabled() ? tls.ca : std::string{};
+    o.limits = limits;
+    o.limits.max_node_shm_bytes = max_node_shm_gb << 30;
+    if (o.limits.max_analyzers_per_job > framehive::shm::max_consumers) {
+      spdlog::warn("limits.max-analyzers-per-job={} is more than a ring's {} consumer entries; using {}",
+                   o.limits.max_analyzers_per_job, framehive::shm::max_consumers, framehive::shm::max_consumers);
+      o.limits.max_analyzers_per_job = framehive::shm::max_consumers;
+    }
+    return o;
+  }
 };
+
+bool is_loopback(const std::string& address) {
+  return address.rfind("127.", 0) == 0 || address == "localhost" || address == "::1";
+}
+
+/// Protected mode (as Redis has): the address actually bound, with the log
+/// lines that say why. With TLS every peer must hold a certificate of the
+/// cluster CA, so any address is fine.
+std::string choose_bind(const coordinator_config& cfg) {
+  if (cfg.tls.enabled()) {
+    spdlog::info("TLS on: peers need a certificate of the CA {}", cfg.tls.ca);
+    return cfg.bind;
+  }
+  if (is_loopback(cfg.bind)) {
+    spdlog::info("no TLS material: protected mode, listening on loopback only. To accept other machines, make "
+                 "a PKI (framehive certs init DIR; framehive certs issue DIR NAME --role coordinator|node|client) "
+                 "and start with --tls.ca=DIR/ca.crt --tls.cert=DIR/NAME.crt --tls.key=DIR/NAME.key");
+    return cfg.bind;
+  }
+  if (cfg.insecure) {
+    spdlog::warn("INSECURE: listening on {} without TLS (--insecure): the connection is plaintext and anyone "
+                 "who can reach port {} can register nodes, read inputs and results, and cancel jobs",
+                 cfg.bind, cfg.port);
+    return cfg.bind;
+  }
+  spdlog::warn("protected mode: no TLS material, so listening on 127.0.0.1 instead of {}. To accept other "
+               "machines, make a PKI (framehive certs init DIR; framehive certs issue DIR NAME --role "
+               "coordinator|node|client) and start with --tls.ca, --tls.cert and --tls.key; or, on a trusted "
+               "network only, add --insecure",
+               cfg.bind);
+  return "127.0.0.1";
+}
+
+caf::expected<uint16_t> listen(caf::actor_system& sys, const framehive::coordinator_actor& coord,
+                               const coordinator_config& cfg, const std::string& address) {
+  const char* in = address == "0.0.0.0" || address.empty() ? nullptr : address.c_str();
+  if (cfg.tls.enabled())
+    return caf::openssl::publish(coord, cfg.port, in, true);
+  return sys.middleman().publish(coord, cfg.port, in, true);
+}
+
+/// Closes the port (no new peers during shutdown). Asks the manager that
+/// opened it: caf/openssl/unpublish.hpp does not compile in CAF 0.17.6.
+void stop_listening(caf::actor_system& sys, const framehive::coordinator_actor& coord, uint16_t port) {
+  caf::scoped_actor self{sys};
+  self->request(framehive::connection_manager(sys), std::chrono::seconds(2), caf::unpublish_atom::value,
+                coord.address(), port)
+      .receive([] {}, [](const caf::error&) {});
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   coordinator_config cfg;
-  if (int rc = framehive::prepare_daemon(cfg, argc, argv, "framehive-coordinator"); rc >= 0)
+  if (int rc = framehive::prepare_daemon(cfg, argc, argv, "framehive-coordinator", cfg.tls); rc >= 0)
     return rc;
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ coordinator[%P] %v");
+  const std::string address = choose_bind(cfg);
   auto store = framehive::job_store::open(cfg.data_dir);
   if (!store) {
     spdlog::error("{}", store.error());
@@ -47,18 +136,18 @@ int main(int argc, char** argv) {
   framehive::block_shutdown_signals();
 
   caf::actor_system sys{cfg};
-  auto coord = framehive::spawn_coordinator(sys, std::move(*store));
-  const char* bind = cfg.bind == "0.0.0.0" ? nullptr : cfg.bind.c_str();
-  auto port = sys.middleman().publish(coord, cfg.port, bind, true);
+  auto coord = framehive::spawn_coordinator(sys, std::move(*store), cfg.options());
+  auto port = listen(sys, coord, cfg, address);
   if (!port) {
-    spdlog::error("cannot listen on {}:{}: {}", cfg.bind, cfg.port, sys.render(port.error()));
+    spdlog::error("cannot listen on {}:{}: {}", address, cfg.port, sys.render(port.error()));
     caf::anon_send_exit(coord, caf::exit_reason::kill);
-    return 1;
+    std::fflush(nullptr);
+    std::_Exit(1);  // like stop_and_exit: ~actor_system may wait on the detached coordinator
   }
-  spdlog::info("coordinator listening on {}:{}, job store {}/framehive.db", cfg.bind, *port,
-               std::filesystem::absolute(cfg.data_dir).string());
+  spdlog::info("coordinator listening on {}:{} ({}), job store {}/framehive.db", address, *port,
+               cfg.tls.enabled() ? "mutual TLS" : "plaintext", std::filesystem::absolute(cfg.data_dir).string());
   const int sig = framehive::wait_for_shutdown_signal();
   spdlog::info("coordinator: signal {}, shutting down", sig);
-  sys.middleman().unpublish(caf::actor_cast<caf::actor>(coord), *port);
+  stop_listening(sys, coord, *port);
   framehive::stop_and_exit(sys, caf::actor_cast<caf::actor>(coord), 0);
 }

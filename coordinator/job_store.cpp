@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS summaries(
   video INTEGER NOT NULL, analyzer TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY(video, analyzer));
 CREATE TABLE IF NOT EXISTS events(
   id INTEGER PRIMARY KEY, ts REAL, job INTEGER, video INTEGER, kind TEXT, message TEXT);
+CREATE INDEX IF NOT EXISTS events_by_job ON events(job);
+CREATE INDEX IF NOT EXISTS jobs_by_state_finished ON jobs(state, finished);
 )sql";
 
 constexpr const char* sql_insert_job =
@@ -104,6 +106,20 @@ constexpr const char* sql_put_summary =
 constexpr const char* sql_summary = "SELECT data FROM summaries WHERE video = ? AND analyzer = ?";
 constexpr const char* sql_insert_event =
     "INSERT INTO events(ts, job, video, kind, message) VALUES(?, ?, ?, ?, ?)";
+constexpr const char* sql_assignment_node = "SELECT node FROM assignments WHERE video = ? AND epoch = ?";
+constexpr const char* sql_jobs_finished_before =
+    "SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND finished IS NOT NULL "
+    "AND finished < ? ORDER BY finished, id";
+// Erasing a job: what hangs off its videos first, then the videos, its events, the job.
+constexpr const char* sql_erase_job_rows[] = {
+    "DELETE FROM results WHERE video IN (SELECT id FROM videos WHERE job = ?)",
+    "DELETE FROM watermarks WHERE video IN (SELECT id FROM videos WHERE job = ?)",
+    "DELETE FROM summaries WHERE video IN (SELECT id FROM videos WHERE job = ?)",
+    "DELETE FROM assignments WHERE video IN (SELECT id FROM videos WHERE job = ?)",
+    "DELETE FROM events WHERE job = ?",
+    "DELETE FROM videos WHERE job = ?",
+    "DELETE FROM jobs WHERE id = ?",
+};
 
 // -- helpers ----------------------------------------------------------------------------
 
@@ -509,6 +525,63 @@ store_result<job_state> job_store::refresh_job_state(uint64_t job) {
     if (auto r = run(sql_set_job_state, to_string(next), *unfinished ? 0.0 : now_s(), job); !r)
       return r.error();
   return next;
+}
+
+store_result<bool> job_store::erase_job(uint64_t job) {
+  auto state = state_of_job(job);
+  if (!state)
+    return state.error();
+  if (!*state)
+    return false;
+  auto tx = begin();
+  if (!tx)
+    return tx.error();
+  {
+    auto q = prepare(sql_any_unfinished);
+    if (!q)
+      return q.error();
+    q->bind_all(job);
+    auto unfinished = q->step();
+    if (!unfinished)
+      return unfinished.error();
+    if (*unfinished)
+      return "job store: job " + std::to_string(job) + " still has queued or running videos";
+  }
+  for (const char* sql : sql_erase_job_rows)
+    if (auto r = run(sql, job); !r)
+      return r.error();
+  if (auto r = tx->commit(); !r)
+    return r.error();
+  return true;
+}
+
+store_result<std::vector<uint64_t>> job_store::jobs_finished_before(double wall_s) {
+  auto q = prepare(sql_jobs_finished_before);
+  if (!q)
+    return q.error();
+  q->bind_all(wall_s);
+  std::vector<uint64_t> ids;
+  for (;;) {
+    auto more = q->step();
+    if (!more)
+      return more.error();
+    if (!*more)
+      return ids;
+    ids.push_back(static_cast<uint64_t>(q->i64(0)));
+  }
+}
+
+store_result<std::optional<std::string>> job_store::assignment_node(uint64_t video, uint64_t epoch) {
+  auto q = prepare(sql_assignment_node);
+  if (!q)
+    return q.error();
+  q->bind_all(video, epoch);
+  auto row = q->step();
+  if (!row)
+    return row.error();
+  if (!*row)
+    return std::optional<std::string>{};
+  return std::optional<std::string>{q->bytes(0)};
 }
 
 // -- results ---------------------------------------------------------------------------

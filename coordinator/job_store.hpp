@@ -118,6 +118,16 @@ class job_store {
   store_status cancel_job(uint64_t job);
   /// Recomputes a job's state from its videos and returns it.
   store_result<job_state> refresh_job_state(uint64_t job);
+  /// Deletes a finished job with its videos, assignments, results,
+  /// watermarks, summaries and events, in one transaction. false if there is
+  /// no such job; an error (and nothing deleted) if a video of it is still
+  /// queued or running.
+  store_result<bool> erase_job(uint64_t job);
+  /// Jobs that ended (done, failed, cancelled) before `wall_s` (seconds since
+  /// the Unix epoch, as the rows record it), oldest first.
+  store_result<std::vector<uint64_t>> jobs_finished_before(double wall_s);
+  /// The node that held `video` under `epoch`; nullopt if it never had that assignment.
+  store_result<std::optional<std::string>> assignment_node(uint64_t video, uint64_t epoch);
 
   // -- results ---------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ extern "C" {
 }
 
 #include "media/ffmpeg_ptr.hpp"
+#include "media/input_url.hpp"
 
 namespace framehive::media {
 
@@ -32,6 +33,7 @@ const char* to_string(media_errc code) noexcept {
     case media_errc::unreachable: return "unreachable";
     case media_errc::io_error: return "io_error";
     case media_errc::invalid_argument: return "invalid_argument";
+    case media_errc::refused: return "refused";
   }
   return "unknown";
 }
@@ -44,17 +46,32 @@ std::string av_error_text(int err) {
   return buf;
 }
 
-bool is_url(const std::string& input) {
-  auto pos = input.find("://");
-  return pos != std::string::npos && input.compare(0, pos, "file") != 0;
+bool is_url(const std::string& input) { return !locate_input(input).local(); }
+
+std::string local_path(const std::string& input) { return locate_input(input).path; }
+
+/// What FFmpeg opens: a URL as it is; a local file always through the file
+/// protocol, so that a colon in a path ("a:b.mp4", "concat:x") never selects another protocol.
+std::string ffmpeg_url(const std::string& input) {
+  return is_url(input) ? input : "file:" + local_path(input);
 }
 
-std::string local_path(const std::string& input) {
-  if (input.rfind("file://", 0) == 0)
-    return input.substr(7);
-  if (input.rfind("file:", 0) == 0)
-    return input.substr(5);
-  return input;
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& x : items)
+    out += (out.empty() ? "" : ", ") + x;
+  return out;
+}
+
+/// The input's own protocol must be allowed; FFmpeg's whitelist then covers what it opens underneath.
+std::optional<media_error> check_protocol(const std::string& input, const std::vector<std::string>& allowed) {
+  if (allowed.empty())
+    return std::nullopt;
+  const auto scheme = locate_input(input).scheme;
+  if (std::find(allowed.begin(), allowed.end(), scheme) != allowed.end())
+    return std::nullopt;
+  return media_error{media_errc::refused, input,
+                     "protocol '" + scheme + "' is not in allowed-protocols (" + join(allowed) + ")"};
 }
 
 void quiet_ffmpeg() {
@@ -92,18 +109,23 @@ struct opened_input {
   const AVCodec* codec = nullptr;
 };
 
-result<opened_input, media_error> open_input(const std::string& input) {
+result<opened_input, media_error> open_input(const std::string& input,
+                                             const std::vector<std::string>& allowed) {
   quiet_ffmpeg();
+  if (auto err = check_protocol(input, allowed))
+    return *err;
   if (auto err = check_local(input))
     return *err;
   AVDictionary* opts = nullptr;
+  if (!allowed.empty())
+    av_dict_set(&opts, "protocol_whitelist", ffmpeg_protocol_whitelist(allowed).c_str(), 0);
   if (is_url(input)) {
     // Finite timeouts for network inputs: an unreachable host is an error, not a hang.
     av_dict_set(&opts, "rw_timeout", "5000000", 0);
     av_dict_set(&opts, "timeout", "5000000", 0);
   }
   AVFormatContext* raw = nullptr;
-  int rc = avformat_open_input(&raw, is_url(input) ? input.c_str() : local_path(input).c_str(), nullptr, &opts);
+  int rc = avformat_open_input(&raw, ffmpeg_url(input).c_str(), nullptr, &opts);
   av_dict_free(&opts);
   if (rc < 0) {
     if (is_url(input))
@@ -153,8 +175,9 @@ struct packet_index {
   std::vector<std::pair<int64_t, int64_t>> keys;     // keyframe (pts, dts), in file order
 };
 
-result<packet_index, media_error> scan_packets(const std::string& input) {
-  auto in = open_input(input);
+result<packet_index, media_error> scan_packets(const std::string& input,
+                                               const std::vector<std::string>& allowed) {
+  auto in = open_input(input, allowed);
   if (!in)
     return in.error();
   packet_index idx;
@@ -184,6 +207,38 @@ result<packet_index, media_error> scan_packets(const std::string& input) {
 }
 
 }  // namespace
+
+std::string ffmpeg_protocol_whitelist(const std::vector<std::string>& allowed) {
+  // What each protocol opens underneath (FFmpeg 5.1's libavformat).
+  // clang-format off
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> needs{
+      {"http", {"tcp"}},
+      {"https", {"tls", "tcp"}},
+      {"rtsp", {"rtp", "udp", "tcp"}},
+      {"rtmp", {"tcp"}},
+      {"rtmps", {"tls", "tcp"}},
+      {"rtp", {"udp"}},
+      {"srtp", {"rtp", "udp"}},
+      {"hls", {"http", "tcp"}},
+  };
+  // clang-format on
+  std::vector<std::string> out;
+  auto add = [&](const std::string& p) {
+    if (std::find(out.begin(), out.end(), p) == out.end())
+      out.push_back(p);
+  };
+  for (const auto& p : allowed) {
+    add(p);
+    for (const auto& [name, under] : needs)
+      if (name == p)
+        for (const auto& u : under)
+          add(u);
+  }
+  std::string list;
+  for (const auto& p : out)
+    list += (list.empty() ? "" : ",") + p;
+  return list;
+}
 
 // -- impl ----------------------------------------------------------------------
 
@@ -337,7 +392,7 @@ struct decoder::impl {
   }
 
   result<unit, media_error> position(int64_t start) {
-    auto idx = scan_packets(input);
+    auto idx = scan_packets(input, options.allowed_protocols);
     if (!idx)
       return idx.error();
     pts_index = std::move(idx->pts);
@@ -374,7 +429,7 @@ result<std::unique_ptr<decoder>, media_error> decoder::open(const std::string& i
   auto p = std::make_unique<impl>();
   p->input = input;
   p->options = options;
-  auto in = open_input(input);
+  auto in = open_input(input, options.allowed_protocols);
   if (!in)
     return in.error();
   p->in = std::move(*in);
@@ -382,7 +437,7 @@ result<std::unique_ptr<decoder>, media_error> decoder::open(const std::string& i
     return ok.error();
   p->describe();
   if (options.count_frames && !options.start_frame) {
-    auto idx = scan_packets(input);
+    auto idx = scan_packets(input, options.allowed_protocols);
     if (idx) {
       p->info.frame_count = static_cast<int64_t>(idx->pts.size());
       p->info.frame_count_exact = true;
@@ -420,8 +475,9 @@ void decoder::convert_bgr(uint8_t* dst, int stride) {
   sws_scale(ctx, f->data, f->linesize, 0, f->height, planes, strides);
 }
 
-result<std::vector<int64_t>, media_error> scan_frame_pts(const std::string& input) {
-  auto idx = scan_packets(input);
+result<std::vector<int64_t>, media_error> scan_frame_pts(const std::string& input,
+                                                         const std::vector<std::string>& allowed_protocols) {
+  auto idx = scan_packets(input, allowed_protocols);
   if (!idx)
     return idx.error();
   return std::move(idx->pts);

@@ -35,7 +35,16 @@ struct decoder_options {
   int max_width = 0;        ///< downscale (keeping aspect) to at most this width; 0 = keep
   int threads = 0;          ///< decoder threads; 0 = FFmpeg's choice
   bool count_frames = false;  ///< count packets at open when the container does not say
+  /// Input policy: the protocols an input may name (see locate_input(); local
+  /// files are "file"). FFmpeg gets the matching protocol_whitelist, so nested
+  /// opens (playlists, redirects) stay within them too. Empty: no restriction.
+  std::vector<std::string> allowed_protocols;
 };
+
+/// FFmpeg's protocol_whitelist for inputs of the `allowed` protocols: each one
+/// plus the protocols it opens underneath (https: tls and tcp; rtsp: rtp, udp
+/// and tcp; ...), without duplicates, comma-separated.
+std::string ffmpeg_protocol_whitelist(const std::vector<std::string>& allowed);
 
 /// One decoded frame's identity. The pixels stay inside the decoder until
 /// convert_bgr() writes them where the caller wants them.
@@ -85,6 +94,7 @@ class decoder {
 
 /// Presentation timestamps of every video frame, in order, from a packet scan
 /// (no decoding): what frame N's timestamp is, for seeking to frame N.
-result<std::vector<int64_t>, media_error> scan_frame_pts(const std::string& input);
+result<std::vector<int64_t>, media_error> scan_frame_pts(
+    const std::string& input, const std::vector<std::string>& allowed_protocols = {});
 
 }  // namespace framehive::media

@@ -16,6 +16,7 @@ enum class media_errc {
   unreachable,        ///< a URL that could not be opened (network)
   io_error,           ///< a read failed mid-stream
   invalid_argument,   ///< a bad option (start frame, size)
+  refused,            ///< the input names a protocol the input policy does not allow
 };
 
 const char* to_string(media_errc code) noexcept;

@@ -17,9 +17,12 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/guard.hpp"
+#include "actors/lifecycle.hpp"
 #include "caf/io/middleman.hpp"
 #include "common/backoff.hpp"
 #include "common/clock.hpp"
+#include "common/identity.hpp"
+#include "node/input_policy.hpp"
 #include "node/worker_pool.hpp"
 #include "shm/frame_ring.hpp"
 
@@ -39,6 +42,11 @@ constexpr backoff_policy reconnect_backoff{std::chrono::milliseconds(250), std::
 /// A result batch is at most this share of the ring, so a consumer waiting for
 /// an acknowledgement never holds back the decoder.
 constexpr uint32_t batches_per_ring = 4;
+/// A batch with more frames than this many times batch_frames is refused: our
+/// consumers never send one (they flush at batch_frames).
+constexpr uint32_t batch_cap_factor = 4;
+/// Failed connection attempts are logged the first time and then every this many.
+constexpr uint32_t log_every_connect_failures = 10;
 
 // -- state ----------------------------------------------------------------------------
 
@@ -65,6 +73,8 @@ struct node_state {
   std::map<uint64_t, video_entry> videos;
   std::vector<video_report> unsent_reports;  ///< sent again until acknowledged
   uint64_t last_status_ns = 0;
+  uint64_t refused_inputs = 0;   ///< videos failed by the input policy
+  uint64_t refused_batches = 0;  ///< result batches refused (size, frames, analyzer)
 };
 
 using node_ptr = node_full_actor::stateful_pointer<node_state>;
@@ -229,7 +239,7 @@ consumer_task make_consumer_task(const node_state& st, const video_entry& v, con
   t.consumer_id = r.consumer_id;
   t.analyzer = r.analyzer;
   t.stride = v.sup.task().stride;
-  t.output_dir = v.output_dir + "/" + r.analyzer;
+  t.output_dir = v.output_dir + "/" + r.analyzer;  // a plain name: checked when the task came (check_task)
   t.fps = v.sup.meta().fps;
   t.batch_frames =
       std::max<uint32_t>(1, std::min(st.opt.batch_frames, v.ring->slot_count() / batches_per_ring));
@@ -330,7 +340,7 @@ void on_probed(node_ptr self, uint64_t id, uint64_t epoch, const video_meta& met
   if (!v || !create_ring(self, *v, meta))
     return;
   const auto& task = v->sup.task();
-  v->output_dir = st.opt.output_dir + "/job-" + std::to_string(task.job) + "/video-" + std::to_string(id);
+  v->output_dir = video_output_dir(st.opt.output_dir, task.job, id);
   for (const auto& r : v->sup.roles())
     if (r.kind == actor_kind::consumer)
       v->ring->reserve_consumer(r.consumer_id, 0, std::max<uint32_t>(1, task.stride));
@@ -437,10 +447,18 @@ node_status build_status(node_ptr self) {
 
 // -- coordinator link ----------------------------------------------------------------------
 
-void retry_connect(node_ptr self) {
+/// Tries again after the reconnect backoff. `why` (if any) is logged the
+/// first time and then every log_every_connect_failures attempts.
+void retry_connect(node_ptr self, const std::string& why = {}) {
   auto& st = self->state;
   st.connecting = false;
-  self->delayed_send(self, st.reconnect.next(), connect_to_atom::value);
+  const uint32_t failures = st.reconnect.attempts();
+  const auto delay = st.reconnect.next();
+  if (!why.empty() && failures % log_every_connect_failures == 0)
+    spdlog::warn("node {}: cannot register with coordinator {}:{}: {} (attempt {}, next in {} ms)",
+                 st.opt.name, st.opt.coordinator_host, st.opt.coordinator_port, why, failures + 1,
+                 delay.count());
+  self->delayed_send(self, delay, connect_to_atom::value);
 }
 
 node_info make_node_info(const node_state& st) {
@@ -481,16 +499,11 @@ void connect_step(node_ptr self, const char* where, F&& step) {
         step();
         return caf::none;
       }))
-    retry_connect(self);
+    retry_connect(self, std::string(where) + " failed");
 }
 
-void on_connected(node_ptr self, const caf::strong_actor_ptr& ptr) {
-  if (!ptr) {
-    retry_connect(self);
-    return;
-  }
-  auto coord = caf::actor_cast<coordinator_actor>(ptr);
-  self->request(coord, connect_timeout, make_node_info(self->state), caf::actor_cast<node_actor>(self))
+void send_registration(node_ptr self, const coordinator_actor& coord, node_info info) {
+  self->request(coord, connect_timeout, std::move(info), caf::actor_cast<node_actor>(self))
       .then(
           [self, coord](node_welcome&) {
             connect_step(self, "node: registered", [&] { on_registered(self, coord); });
@@ -501,29 +514,98 @@ void on_connected(node_ptr self, const caf::strong_actor_ptr& ptr) {
           });
 }
 
+/// With TLS: proves this node's identity by signing the coordinator's challenge
+/// with the key of its certificate, and registers with both.
+void answer_challenge(node_ptr self, const coordinator_actor& coord, const std::string& challenge) {
+  const auto& tls = self->state.opt.tls;
+  auto cert = read_certificate(tls.cert);
+  if (!cert) {
+    retry_connect(self, "cannot read the node certificate: " + cert.error());
+    return;
+  }
+  auto proof = sign_challenge(tls.key, challenge);
+  if (!proof) {
+    retry_connect(self, "cannot sign the coordinator's challenge: " + proof.error());
+    return;
+  }
+  auto info = make_node_info(self->state);
+  info.certificate = std::move(*cert);
+  info.proof = std::move(*proof);
+  send_registration(self, coord, std::move(info));
+}
+
+void on_connected(node_ptr self, const caf::strong_actor_ptr& ptr) {
+  if (!ptr) {
+    retry_connect(self, "the coordinator's port offers no actor");
+    return;
+  }
+  auto coord = caf::actor_cast<coordinator_actor>(ptr);
+  if (!self->state.opt.tls.enabled()) {
+    send_registration(self, coord, make_node_info(self->state));  // no certificate, no proof
+    return;
+  }
+  self->request(coord, connect_timeout, challenge_atom::value)
+      .then(
+          [self, coord](std::string& challenge) {
+            connect_step(self, "node: challenge", [&] { answer_challenge(self, coord, challenge); });
+          },
+          [self](caf::error& e) {
+            retry_connect(self, "no challenge from the coordinator: " + describe(e));
+          });
+}
+
+/// Who opens the connection: CAF's openssl module with TLS (loaded by
+/// use_tls() in node_main), else the plain middleman.
+std::optional<caf::io::middleman_actor> connector(node_ptr self) {
+  auto& sys = self->system();
+  if (self->state.opt.tls.enabled() && !sys.has_openssl_manager())
+    return std::nullopt;  // never fall back to plaintext
+  return connection_manager(sys);
+}
+
 void connect(node_ptr self) {
   auto& st = self->state;
   if (st.registered || st.connecting)
     return;
   st.connecting = true;
-  auto mm = self->system().middleman().actor_handle();
-  self->request(mm, connect_timeout, caf::connect_atom::value, st.opt.coordinator_host,
+  auto mm = connector(self);
+  if (!mm) {
+    retry_connect(self, "TLS files are set but CAF's openssl module is not loaded");
+    return;
+  }
+  self->request(*mm, connect_timeout, caf::connect_atom::value, st.opt.coordinator_host,
                 st.opt.coordinator_port)
       .then(
           [self](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
             connect_step(self, "node: connected", [&] { on_connected(self, ptr); });
           },
-          [self](caf::error&) { retry_connect(self); });
+          [self](caf::error& e) {
+            retry_connect(self, std::string(self->state.opt.tls.enabled() ? "TLS " : "") +
+                                    "connection failed: " + describe(e));
+          });
 }
 
 // -- handlers --------------------------------------------------------------------------------
+
+std::string comma_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& x : items)
+    out += (out.empty() ? "" : ",") + x;
+  return out;
+}
 
 void on_publish(node_ptr self, uint16_t port) {
   auto& st = self->state;
   if (st.workers)
     return;  // published once
-  st.workers = std::make_unique<worker_pool>(
-      st.opt.workers, std::make_unique<process_launcher>(st.opt.worker_exe, port), st.clock);
+  // Only the workers started here learn this (in their environment), so only
+  // they can say hello on the worker port.
+  worker_pool_options po;
+  po.secret = random_token();
+  auto launcher = std::make_unique<process_launcher>(
+      st.opt.worker_exe, port, po.secret,
+      std::vector<std::string>{"--allowed-protocols=" + comma_list(st.opt.allowed_protocols)});
+  st.workers = std::make_unique<worker_pool>(st.opt.workers, std::move(launcher), st.clock, po);
   st.worker_handles.assign(st.opt.workers, worker_actor{});
   self->send(self, tick_atom::value);  // the tick starts (and restarts) the workers
 }
@@ -551,8 +633,11 @@ caf::result<caf::ok_atom> on_worker_hello(node_ptr self, const worker_hello& h, 
   auto& st = self->state;
   if (!st.workers)
     return make_error(errc::unavailable, "node " + st.opt.name + " has not started its workers");
-  if (auto ok = st.workers->on_hello(h.index, h.pid); !ok)
-    return make_error(errc::invalid_request, ok.error());
+  if (auto ok = st.workers->on_hello(h.index, h.pid, h.secret); !ok) {
+    spdlog::warn("node {}: refused a worker hello: {} ({} refused so far)", st.opt.name, ok.error(),
+                 st.workers->refused_hellos());
+    return make_error(errc::refused, ok.error());
+  }
   st.worker_handles[h.index] = w;
   self->monitor(w);
   spdlog::info("node {}: worker {} ready (pid {})", st.opt.name, h.index, h.pid);
@@ -561,18 +646,18 @@ caf::result<caf::ok_atom> on_worker_hello(node_ptr self, const worker_hello& h, 
   return caf::ok_atom::value;
 }
 
-/// No result can exist for a frame the decoder has not produced yet.
-caf::error check_frame_range(const node_state& st, const result_batch& b, const video_entry& v) {
+/// A batch of a size our consumers send, from one of the video's consumers,
+/// for frames decoded already; refusals are logged and counted.
+caf::error check_batch(node_state& st, const result_batch& b, const video_entry& v) {
+  const std::size_t cap = std::size_t{batch_cap_factor} * std::max<uint32_t>(1, st.opt.batch_frames);
   const int64_t produced = v.ring ? v.ring->next_frame_index() : 0;
-  for (const auto& f : b.frames)
-    if (f.frame < 0 || f.frame >= produced) {
-      spdlog::warn("node {}: rejected {} result for frame {} of video {}: outside the decoded frames [0, {})",
-                   st.opt.name, b.analyzer, f.frame, b.video, produced);
-      return make_error(errc::invalid_request, "frame " + std::to_string(f.frame) + " is outside video " +
-                                                   std::to_string(b.video) +
-                                                   " (decoded so far: " + std::to_string(produced) + ")");
-    }
-  return caf::none;
+  auto refusal = v.sup.check_batch(b, cap, produced);
+  if (!refusal)
+    return caf::none;
+  ++st.refused_batches;
+  spdlog::warn("node {}: rejected a {} result batch of {} frames for video {}: {} ({} refused so far)",
+               st.opt.name, b.analyzer, b.frames.size(), b.video, refusal->reason, st.refused_batches);
+  return make_error(refusal->code, refusal->reason);
 }
 
 /// Fenced: the coordinator gave this video to someone else (we were presumed
@@ -591,7 +676,7 @@ caf::result<batch_ack> on_result_batch(node_ptr self, result_batch& b) {
   if (!v)
     return make_error(errc::stale_epoch, "video " + std::to_string(b.video) + " epoch " +
                                              std::to_string(b.epoch) + " is not assigned to this node");
-  if (auto err = check_frame_range(st, b, *v))
+  if (auto err = check_batch(st, b, *v))
     return err;
   if (!st.registered)
     return make_error(errc::unavailable, "coordinator not connected");
@@ -613,12 +698,37 @@ void on_progress(node_ptr self, const actor_progress& p) {
     carry_out(self, p.video, v->sup.on_progress(p));
 }
 
+/// The input policy and the output folders: why this node will not run `t`, if it will not.
+result<unit, std::string> check_task(const node_options& opt, const video_task& t) {
+  if (auto ok = check_input(t.input, opt.allowed_protocols, opt.allowed_roots); !ok)
+    return ok.error();
+  const auto dir = video_output_dir(opt.output_dir, t.job, t.video);
+  for (const auto& a : t.analyzers)
+    if (auto folder = analyzer_output_dir(dir, a); !folder)
+      return folder.error();
+  return unit{};
+}
+
+/// Fails a video this node will not run, without probing it.
+void refuse_video(node_ptr self, const video_task& t, std::string why) {
+  auto& st = self->state;
+  ++st.refused_inputs;
+  spdlog::warn("node {}: refused video {} ({} refused so far)", st.opt.name, t.video, st.refused_inputs);
+  video_entry entry{video_supervisor{t, st.opt.name, st.opt.supervision, st.clock}, {}, 0, {}};
+  auto& v = st.videos.emplace(t.video, std::move(entry)).first->second;
+  finish_video(self, v, video_outcome::failed, std::move(why));
+}
+
 caf::result<caf::ok_atom> on_video_task(node_ptr self, const video_task& t) {
   auto& st = self->state;
   if (auto it = st.videos.find(t.video); it != st.videos.end()) {
     if (it->second.sup.task().epoch >= t.epoch)
       return caf::ok_atom::value;  // already running this assignment
     stop_video(self, t.video);     // an older assignment: replace it
+  }
+  if (auto ok = check_task(st.opt, t); !ok) {
+    refuse_video(self, t, ok.error());
+    return caf::ok_atom::value;  // taken, and already reported failed
   }
   const auto w = st.workers ? st.workers->pick() : std::nullopt;
   if (!w)
@@ -658,8 +768,19 @@ void on_down(node_ptr self, const caf::down_msg& dm) {
     }
 }
 
+/// Protocol names go to the workers as one comma-separated flag: drop any that FFmpeg cannot name.
+void drop_invalid_protocols(node_options& opt) {
+  auto& p = opt.allowed_protocols;
+  for (const auto& name : p)
+    if (!valid_protocol_name(name))
+      spdlog::error("node {}: ignoring allowed protocol '{}': not a protocol name", opt.name, name);
+  p.erase(std::remove_if(p.begin(), p.end(), [](const std::string& n) { return !valid_protocol_name(n); }),
+          p.end());
+}
+
 node_full_actor::behavior_type node_behavior(node_ptr self, node_options opt) {
   self->state.opt = std::move(opt);
+  drop_invalid_protocols(self->state.opt);
   self->set_down_handler([self](caf::down_msg& dm) { guarded("node: down", [&] { on_down(self, dm); }); });
   // No cleanup functor: CAF destroys the state when the actor ends (before
   // attached functors run, so a functor touching the state would use freed

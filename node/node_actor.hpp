@@ -4,6 +4,7 @@
 #include <string>
 
 #include "actors/messages.hpp"
+#include "common/identity.hpp"
 #include "analysis/types.hpp"
 #include "node/video_supervisor.hpp"
 
@@ -33,6 +34,14 @@ struct node_options {
   analysis::analyzer_settings analyzers;         ///< handed to every consumer as it is
   supervision_options supervision;
   double pace_fps = 0;  ///< test only: decoders publish at most this many frames/s (0: off)
+  /// TLS to the coordinator (all empty: plaintext). With TLS the node answers
+  /// the coordinator's challenge with its certificate and a signature.
+  tls_files tls;
+  /// Input policy: URL schemes a decoder may open (FFmpeg protocol names;
+  /// a path without a scheme is "file").
+  std::vector<std::string> allowed_protocols{"file", "http", "https", "rtsp"};
+  /// Local files must lie below one of these absolute folders; empty: any path.
+  std::vector<std::string> allowed_roots;
 };
 
 /// The node as seen by the coordinator, by its workers, and by its own timers.

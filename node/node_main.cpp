@@ -2,6 +2,8 @@
 // coordinator, runs the videos assigned to it.
 //
 //   framehive-node [--coordinator=HOST:PORT] [--name=NAME] [--workers=N] ...
+//   framehive-node [--tls.ca=FILE --tls.cert=FILE --tls.key=FILE]
+//                  [--inputs.allowed-protocols=[...]] [--inputs.allowed-roots=[...]]
 //   framehive-node --config-file=configs/node.ini
 // Every option is also an INI key (see configs/node.ini); flags win.
 
@@ -11,6 +13,7 @@
 #include <filesystem>
 #include <thread>
 
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/lifecycle.hpp"
@@ -41,6 +44,9 @@ struct node_config : caf::actor_system_config {
   uint32_t restart_window_s = static_cast<uint32_t>(framehive::default_restart_window.count());
   uint32_t hang_timeout_s = static_cast<uint32_t>(framehive::default_hang_timeout.count());
   uint32_t pace_fps = 0;
+  framehive::tls_files tls;
+  std::vector<std::string> allowed_protocols = framehive::node_options{}.allowed_protocols;
+  std::vector<std::string> allowed_roots;
   node_config() {
     opt_group{custom_options_, "global"}
         .add(coordinator, "coordinator", "coordinator address HOST:PORT")
@@ -65,6 +71,11 @@ struct node_config : caf::actor_system_config {
         .add(thumbnail_every_s, "thumbnail-every-s", "thumbnails: one JPEG per this many seconds");
     opt_group{custom_options_, "testing"}.add(
         pace_fps, "pace-fps", "TESTS ONLY: decoders publish at most this many frames per second (0: off)");
+    opt_group{custom_options_, "inputs"}
+        .add(allowed_protocols, "allowed-protocols",
+             "URL schemes a decoder may open (FFmpeg protocol names; a plain path is \"file\")")
+        .add(allowed_roots, "allowed-roots", "local inputs must lie below one of these folders (empty: any path)");
+    framehive::add_tls_options(custom_options_, tls);
     framehive::configure_network(*this);
   }
 
@@ -86,13 +97,34 @@ struct node_config : caf::actor_system_config {
     s.hang_timeout = std::chrono::seconds(std::max(1u, hang_timeout_s));
     return s;
   }
+
+  /// Absolute, normalised roots (relative ones are taken from the working folder).
+  std::vector<std::string> roots() const {
+    std::vector<std::string> out;
+    for (const auto& r : allowed_roots)
+      if (!r.empty())
+        out.push_back(std::filesystem::absolute(r).lexically_normal().string());
+    return out;
+  }
 };
+
+/// A node that sends its inputs and results in plaintext to another machine says so.
+void log_transport(const node_config& cfg, const framehive::node_options& o) {
+  if (o.tls.enabled())
+    spdlog::info("TLS to the coordinator with {} (CA {})", o.tls.cert, o.tls.ca);
+  else if (o.coordinator_host.rfind("127.", 0) != 0 && o.coordinator_host != "localhost")
+    spdlog::warn("no TLS: the connection to {} is plaintext and unauthenticated (see --tls.ca, --tls.cert, "
+                 "--tls.key)",
+                 cfg.coordinator);
+  spdlog::info("inputs: protocols [{}], local roots [{}]", fmt::join(o.allowed_protocols, ","),
+               o.allowed_roots.empty() ? std::string{"any"} : fmt::format("{}", fmt::join(o.allowed_roots, ",")));
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   node_config cfg;
-  if (int rc = framehive::prepare_daemon(cfg, argc, argv, "framehive-node"); rc >= 0)
+  if (int rc = framehive::prepare_daemon(cfg, argc, argv, "framehive-node", cfg.tls); rc >= 0)
     return rc;
 
   framehive::node_options o;
@@ -114,6 +146,9 @@ int main(int argc, char** argv) {
   o.analyzers = cfg.analyzers();
   o.supervision = cfg.supervision();
   o.pace_fps = cfg.pace_fps;
+  o.tls = cfg.tls;
+  o.allowed_protocols = cfg.allowed_protocols;
+  o.allowed_roots = cfg.roots();
   if (!cfg.faults.empty())
     spdlog::warn("fault injection is ON: {}", cfg.faults);
   if (cfg.pace_fps > 0)
@@ -121,6 +156,7 @@ int main(int argc, char** argv) {
   auto free_shm = framehive::shm::free_bytes(framehive::shm::default_shm_dir).value_or(0);
   o.shm_budget = cfg.shm_budget_mb ? cfg.shm_budget_mb << 20 : free_shm / 2;
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ node[%P] %v");
+  log_transport(cfg, o);
 
   // Rings of an earlier instance of this node that died without cleaning up.
   for (const auto& n : framehive::shm::remove_stale_segments(framehive::ring_prefix(o)))

@@ -186,6 +186,25 @@ supervisor_commands video_supervisor::on_tick() {
   return out;
 }
 
+std::optional<batch_refusal> video_supervisor::check_batch(const result_batch& b, std::size_t max_frames,
+                                                           int64_t produced) const {
+  if (b.frames.size() > max_frames)
+    return batch_refusal{errc::over_limit, "a result batch holds at most " + std::to_string(max_frames) +
+                                               " frames, got " + std::to_string(b.frames.size())};
+  const bool known = std::any_of(roles_.begin(), roles_.end(), [&](const supervised_role& r) {
+    return r.kind == actor_kind::consumer && r.analyzer == b.analyzer;
+  });
+  if (!known)
+    return batch_refusal{errc::refused,
+                         "video " + std::to_string(task_.video) + " has no analyzer '" + b.analyzer + "'"};
+  for (const auto& f : b.frames)
+    if (f.frame < 0 || f.frame >= produced)
+      return batch_refusal{errc::invalid_request, "frame " + std::to_string(f.frame) + " is outside video " +
+                                                      std::to_string(task_.video) +
+                                                      " (decoded so far: " + std::to_string(produced) + ")"};
+  return std::nullopt;
+}
+
 video_report video_supervisor::finish(video_outcome outcome, std::string error) {
   phase_ = video_phase::finished;
   video_report r;

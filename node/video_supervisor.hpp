@@ -105,6 +105,12 @@ using supervisor_commands = std::vector<supervisor_command>;
 /// hand are absent.
 using frames_in_hand = std::map<uint32_t, int64_t>;
 
+/// Why a result batch is refused: the error code for the sender and the reason.
+struct batch_refusal {
+  errc code = errc::refused;
+  std::string reason;
+};
+
 // -- the supervisor ------------------------------------------------------------------------
 
 class video_supervisor {
@@ -139,6 +145,15 @@ class video_supervisor {
 
   /// Ends the video for a reason found outside (no room, probe failed, ...).
   video_report finish(video_outcome outcome, std::string error);
+
+  // -- checks --
+
+  /// Whether a result batch for this video can be one of its consumers': at
+  /// most `max_frames` frames (over_limit), from an analyzer the video runs
+  /// (refused), every frame within the decoded frames [0, `produced`)
+  /// (invalid_request: no result can exist for a frame not decoded yet).
+  std::optional<batch_refusal> check_batch(const result_batch& b, std::size_t max_frames,
+                                           int64_t produced) const;
 
   // -- properties --
 

@@ -2,11 +2,18 @@
 // actors. FFmpeg and OpenCV run only here, so their crashes take down a
 // worker (which the node restarts), never the node.
 //
-//   framehive-worker --node-port=PORT --index=K
+//   framehive-worker --node-port=PORT --index=K [--allowed-protocols=file,http,...]
+//
+// The node hands each worker its per-start secret in the environment
+// (FRAMEHIVE_WORKER_SECRET); the worker proves with it that the node started
+// it, and removes it from its own environment at once.
 
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -15,6 +22,7 @@
 #include "actors/worker_actors.hpp"
 #include "caf/io/all.hpp"
 #include "common/clock.hpp"
+#include "node/worker_pool.hpp"
 
 namespace {
 
@@ -26,17 +34,46 @@ constexpr auto shutdown_grace = std::chrono::seconds(2);
 struct worker_config : caf::actor_system_config {
   uint16_t node_port = 0;
   uint32_t index = 0;
+  std::string allowed_protocols;
   worker_config() {
     opt_group{custom_options_, "global"}
         .add(node_port, "node-port", "loopback port of the node that started this worker")
-        .add(index, "index", "worker number on its node");
+        .add(index, "index", "worker number on its node")
+        .add(allowed_protocols, "allowed-protocols",
+             "comma-separated protocols decoders may open (the node's input policy; empty: any)");
     framehive::configure_network(*this);
   }
+
+  framehive::worker_options options() const {
+    framehive::worker_options o;
+    std::istringstream in(allowed_protocols);
+    for (std::string p; std::getline(in, p, ',');)
+      if (!p.empty())
+        o.allowed_protocols.push_back(p);
+    return o;
+  }
 };
+
+/// The secret from the environment, which is then wiped: the variable is
+/// removed, and its "NAME=VALUE" bytes are overwritten where the kernel put
+/// them (/proc/PID/environ shows that block), so neither a later child nor a
+/// reader of this process's environment sees it.
+std::string take_secret() {
+  char* value = std::getenv(framehive::worker_secret_env);
+  if (!value)
+    return {};
+  std::string secret = value;
+  const std::size_t name_len = std::strlen(framehive::worker_secret_env) + 1;  // with '='
+  char* entry = value - name_len;
+  unsetenv(framehive::worker_secret_env);
+  std::memset(entry, 0, name_len + secret.size());
+  return secret;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::string secret = take_secret();
   framehive::keep_freed_memory();
   worker_config cfg;
   framehive::register_protocol(cfg);
@@ -54,11 +91,11 @@ int main(int argc, char** argv) {
     spdlog::error("cannot reach the node on 127.0.0.1:{}: {}", cfg.node_port, sys.render(node.error()));
     return 3;
   }
-  auto worker = framehive::spawn_worker(sys, *node);
+  auto worker = framehive::spawn_worker(sys, *node, cfg.options());
   caf::scoped_actor self{sys};
   bool ok = false;
   self->request(*node, hello_timeout,
-                framehive::worker_hello{cfg.index, static_cast<uint32_t>(getpid())}, worker)
+                framehive::worker_hello{cfg.index, static_cast<uint32_t>(getpid()), secret}, worker)
       .receive([&](caf::ok_atom) { ok = true; },
                [&](caf::error& e) { spdlog::error("node refused this worker: {}", sys.render(e)); });
   if (!ok) {

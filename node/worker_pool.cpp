@@ -1,20 +1,41 @@
 #include "node/worker_pool.hpp"
 
+#include <algorithm>
 #include <csignal>
 
 #include <spdlog/spdlog.h>
 
 namespace framehive {
 
+namespace {
+
+/// Compares in time independent of where the strings differ, so a local
+/// process cannot find the secret byte by byte from the node's answer times.
+bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::size_t n = std::max(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i)
+    diff |= static_cast<unsigned char>((i < a.size() ? a[i] : 0) ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
+}
+
+}  // namespace
+
 // -- process_launcher ------------------------------------------------------------------
 
-process_launcher::process_launcher(std::string worker_exe, uint16_t node_port)
-    : exe_(std::move(worker_exe)), node_port_(node_port) {}
+process_launcher::process_launcher(std::string worker_exe, uint16_t node_port, std::string secret,
+                                   std::vector<std::string> extra_args)
+    : exe_(std::move(worker_exe)),
+      node_port_(node_port),
+      secret_(std::move(secret)),
+      extra_args_(std::move(extra_args)) {}
 
 result<uint32_t, std::string> process_launcher::start(uint32_t index) {
   std::string err;
-  auto p = child_process::spawn(
-      {exe_, "--node-port=" + std::to_string(node_port_), "--index=" + std::to_string(index)}, &err);
+  std::vector<std::string> argv{exe_, "--node-port=" + std::to_string(node_port_),
+                                "--index=" + std::to_string(index)};
+  argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+  auto p = child_process::spawn(argv, &err, {}, {std::string(worker_secret_env) + "=" + secret_});
   if (!p)
     return err.empty() ? std::string("cannot start ") + exe_ : err;
   const auto pid = static_cast<uint32_t>(p->pid());
@@ -75,14 +96,27 @@ std::vector<worker_exit> worker_pool::on_tick() {
   return out;
 }
 
-result<unit, std::string> worker_pool::on_hello(uint32_t index, uint32_t pid) {
+result<unit, std::string> worker_pool::check_hello(uint32_t index, uint32_t pid,
+                                                   const std::string& secret) const {
+  if (!same_secret(secret, options_.secret))
+    return "a hello claiming slot " + std::to_string(index) + " (pid " + std::to_string(pid) +
+           ") does not carry this node's worker secret: not a worker this node started";
   if (index >= slots_.size())
     return "no worker slot " + std::to_string(index);
-  auto& w = slots_[index];
+  const auto& w = slots_[index];
   if (w.pid == 0 || w.pid != pid)
     return "worker pid " + std::to_string(pid) + " was not started here for slot " + std::to_string(index);
   if (w.state == actor_state::restarting)
     return "worker " + std::to_string(index) + " (pid " + std::to_string(pid) + ") is being ended";
+  return unit{};
+}
+
+result<unit, std::string> worker_pool::on_hello(uint32_t index, uint32_t pid, const std::string& secret) {
+  if (auto ok = check_hello(index, pid, secret); !ok) {
+    ++refused_hellos_;
+    return ok.error();
+  }
+  auto& w = slots_[index];
   if (w.state != actor_state::ready)
     w.ready_since_ns = clock_->now_ns();
   w.state = actor_state::ready;

@@ -35,11 +35,18 @@ class worker_launcher {
   virtual void kill(uint32_t index) = 0;
 };
 
-/// The real launcher: `framehive-worker --node-port=PORT --index=K`. It owns
-/// the child processes, so they die with it (and are reaped).
+/// Carries the node's per-start secret to its workers: set in each child's
+/// environment only, never on a command line; the worker sends it back in its
+/// hello and removes it from its own environment.
+inline constexpr const char* worker_secret_env = "FRAMEHIVE_WORKER_SECRET";
+
+/// The real launcher: `framehive-worker --node-port=PORT --index=K ARGS...`
+/// with `secret` in worker_secret_env. It owns the child processes, so they
+/// die with it (and are reaped).
 class process_launcher final : public worker_launcher {
  public:
-  process_launcher(std::string worker_exe, uint16_t node_port);
+  process_launcher(std::string worker_exe, uint16_t node_port, std::string secret,
+                   std::vector<std::string> extra_args = {});
   result<uint32_t, std::string> start(uint32_t index) override;
   std::optional<std::string> poll_exit(uint32_t index) override;
   void kill(uint32_t index) override;
@@ -47,6 +54,8 @@ class process_launcher final : public worker_launcher {
  private:
   std::string exe_;
   uint16_t node_port_;
+  std::string secret_;
+  std::vector<std::string> extra_args_;
   std::map<uint32_t, child_process> children_;
 };
 
@@ -61,6 +70,9 @@ inline constexpr std::chrono::seconds default_worker_stable_after{10};
 struct worker_pool_options {
   backoff_policy restart_backoff = default_worker_restart_backoff;
   std::chrono::milliseconds stable_after = default_worker_stable_after;
+  /// A hello must carry this: the per-start secret the launcher handed to the
+  /// workers. The node always sets one (random_token()).
+  std::string secret;
 };
 
 struct worker_slot {
@@ -92,8 +104,9 @@ class worker_pool {
   /// those whose restart delay has passed.
   std::vector<worker_exit> on_tick();
 
-  /// A worker says hello: accepted only from the process started for that slot.
-  result<unit, std::string> on_hello(uint32_t index, uint32_t pid);
+  /// A worker says hello: accepted only with the pool's secret and from the
+  /// process started for that slot. Every refusal is counted.
+  result<unit, std::string> on_hello(uint32_t index, uint32_t pid, const std::string& secret);
 
   /// Ends worker `index` (hung, or its actor is gone): it is not handed out
   /// any more, and on_tick() reports its exit.
@@ -107,6 +120,8 @@ class worker_pool {
   bool is_ready(uint32_t index) const noexcept;
   const std::vector<worker_slot>& slots() const noexcept { return slots_; }
   uint32_t size() const noexcept { return static_cast<uint32_t>(slots_.size()); }
+  /// Hellos refused so far (wrong secret, unknown slot or pid, a slot being ended).
+  uint64_t refused_hellos() const noexcept { return refused_hellos_; }
 
  private:
   void start(worker_slot& w, uint64_t now);
@@ -115,8 +130,11 @@ class worker_pool {
   std::unique_ptr<worker_launcher> launcher_;
   const clock* clock_;
   worker_pool_options options_;
+  result<unit, std::string> check_hello(uint32_t index, uint32_t pid, const std::string& secret) const;
+
   std::vector<worker_slot> slots_;
   uint32_t next_ = 0;  ///< where pick() looks first
+  uint64_t refused_hellos_ = 0;
 };
 
 }  // namespace framehive

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole cluster on this machine: installs what is missing, builds, starts a
-# coordinator and two nodes on loopback, submits real work, shows the live
-# actor tree while it runs, prints the results, and stops everything.
+# The whole cluster on this machine: installs what is missing, builds, makes a
+# throwaway PKI (cluster CA, coordinator, node and client certificates), starts
+# a coordinator and two nodes on loopback with mutual TLS, submits real work,
+# shows the live actor tree while it runs, prints the results, and stops
+# everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -15,6 +17,16 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 export FRAMEHIVE_COORDINATOR=127.0.0.1:$port
 fh() { "$bin/framehive" "$@"; }
 
+pki=$work/pki
+echo "== making a throwaway PKI in $pki (framehive certs init / issue)"
+fh certs init "$pki" >/dev/null
+fh certs issue "$pki" coordinator --role coordinator >/dev/null
+for n in node-a node-b; do fh certs issue "$pki" "$n" --role node >/dev/null; done
+fh certs issue "$pki" demo-user --role client >/dev/null
+tls() { tls_args=("--tls.ca=$pki/ca.crt" "--tls.cert=$pki/$1.crt" "--tls.key=$pki/$1.key"); }
+# The CLI takes its certificate from the environment.
+export FRAMEHIVE_TLS_CA=$pki/ca.crt FRAMEHIVE_TLS_CERT=$pki/demo-user.crt FRAMEHIVE_TLS_KEY=$pki/demo-user.key
+
 pids=()
 # Nodes first, then the coordinator; anything still running after 15 s is killed.
 stop_all() {
@@ -27,13 +39,15 @@ stop_all() {
 }
 trap stop_all EXIT
 
-echo "== starting a coordinator on $FRAMEHIVE_COORDINATOR and nodes node-a, node-b (logs in $work)"
+echo "== starting a coordinator on $FRAMEHIVE_COORDINATOR and nodes node-a, node-b, mutual TLS (logs in $work)"
+tls coordinator
 "$bin/framehive-coordinator" --config-file=configs/coordinator.ini --port="$port" --data-dir="$work/data" \
-  >"$work/coordinator.log" 2>&1 &
+  "${tls_args[@]}" >"$work/coordinator.log" 2>&1 &
 pids+=($!)
 for n in node-a node-b; do
+  tls "$n"
   "$bin/framehive-node" --config-file=configs/node.ini --coordinator="$FRAMEHIVE_COORDINATOR" --name="$n" \
-    --output-dir="$work/output-$n" --shm-prefix=framehive-demo >"$work/$n.log" 2>&1 &
+    --output-dir="$work/output-$n" --shm-prefix=framehive-demo "${tls_args[@]}" >"$work/$n.log" 2>&1 &
   pids+=($!)
 done
 for _ in $(seq 1 100); do
@@ -43,6 +57,8 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 fh nodes
+echo "== a client without a certificate is refused (exit code 6):"
+env -u FRAMEHIVE_TLS_CA -u FRAMEHIVE_TLS_CERT -u FRAMEHIVE_TLS_KEY "$bin/framehive" nodes || echo "   (exit $?)"
 
 video=/usr/share/doc/opencv-doc/examples/data/vtest.avi
 clip=$work/moving.mp4

@@ -12,6 +12,7 @@ packages=(
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   libsqlite3-dev sqlite3
+  libssl-dev openssl
   libcli11-dev nlohmann-json3-dev
   prometheus-cpp-dev
   python3 procps

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <optional>
 
 #include "common/clock.hpp"
 #include "shm/futex.hpp"
@@ -40,17 +41,58 @@ bool counted(uint32_t state) {
 
 ring_header* header_of(const segment& seg) { return static_cast<ring_header*>(seg.data()); }
 
-slot_header* slot_at(ring_header* h, uint64_t seq) {
-  auto* base = reinterpret_cast<uint8_t*>(h) + h->slots_offset;
-  return reinterpret_cast<slot_header*>(base + (seq % h->slot_count) * h->slot_bytes);
+/// Slot addresses come from the caller's validated copy of the geometry, never
+/// from the shared header (a slot count of 0 there must not divide by zero here).
+slot_header* slot_at(ring_header* h, const ring_geometry& g, uint64_t seq) {
+  auto* base = reinterpret_cast<uint8_t*>(h) + g.slots_offset;
+  return reinterpret_cast<slot_header*>(base + (seq % g.slot_count) * g.slot_bytes);
 }
 
-uint8_t* pixels_at(ring_header* h, uint64_t seq) {
-  return reinterpret_cast<uint8_t*>(slot_at(h, seq)) + slot_header_bytes;
+uint8_t* pixels_at(ring_header* h, const ring_geometry& g, uint64_t seq) {
+  return reinterpret_cast<uint8_t*>(slot_at(h, g, seq)) + slot_header_bytes;
 }
 
-/// Checks that an opened segment is a ring of our layout.
-result<segment, ring_error> open_validated(const std::string& name) {
+ring_error bad_field(const std::string& name, const char* field, uint64_t value, const std::string& why) {
+  return ring_error{ring_errc::bad_layout, "ring '" + name + "': header field " + field + " is " +
+                                               std::to_string(value) + " (" + why + ")"};
+}
+
+/// The sizes of a geometry: rows fit their slots and the slots fit the segment,
+/// computed so that no product can overflow.
+std::optional<ring_error> check_sizes(const ring_geometry& g, uint64_t mapped, const std::string& name) {
+  if (g.stride != row_stride_for(g.width))
+    return bad_field(name, "stride", g.stride,
+                     "a frame " + std::to_string(g.width) + " wide has rows of " +
+                         std::to_string(row_stride_for(g.width)) + " bytes");
+  const uint64_t frame_bytes = uint64_t{g.stride} * g.height;  // < 2^17 * 2^15: no overflow
+  if (g.slot_bytes < slot_header_bytes + frame_bytes || g.slot_bytes > mapped ||
+      g.slot_bytes % alignof(slot_header) != 0)
+    return bad_field(name, "slot_bytes", g.slot_bytes,
+                     "a slot holds " + std::to_string(slot_header_bytes + frame_bytes) +
+                         " bytes of header and pixels and must fit the segment of " + std::to_string(mapped));
+  if (g.slots_offset < sizeof(ring_header) || g.slots_offset > mapped ||
+      g.slots_offset % alignof(slot_header) != 0)
+    return bad_field(name, "slots_offset", g.slots_offset,
+                     "slots start after the header, inside the segment");
+  if (g.segment_bytes != mapped)
+    return bad_field(name, "segment_bytes", g.segment_bytes,
+                     "the segment is " + std::to_string(mapped) + " bytes long");
+  uint64_t slots_total = 0;
+  if (__builtin_mul_overflow(uint64_t{g.slot_count}, g.slot_bytes, &slots_total) ||
+      slots_total > mapped - g.slots_offset)
+    return bad_field(name, "slot_count", g.slot_count,
+                     std::to_string(g.slot_count) + " slots of " + std::to_string(g.slot_bytes) +
+                         " bytes do not fit the segment of " + std::to_string(mapped) + " bytes");
+  return std::nullopt;
+}
+
+struct validated_segment {
+  segment seg;
+  ring_geometry geo;
+};
+
+/// Opens a segment and checks that it is a ring of our layout with a possible geometry.
+result<validated_segment, ring_error> open_validated(const std::string& name) {
   if (!valid_name(name))
     return ring_error{ring_errc::invalid_argument, "invalid ring name '" + name + "'"};
   auto seg = segment::open(name);
@@ -58,17 +100,10 @@ result<segment, ring_error> open_validated(const std::string& name) {
     return seg.error();
   if (seg->size() < sizeof(ring_header))
     return ring_error{ring_errc::bad_layout, "'" + name + "' is too small to be a frame ring"};
-  auto* h = header_of(*seg);
-  if (h->magic.load(std::memory_order_acquire) != ring_magic)
-    return ring_error{ring_errc::bad_layout, "'" + name + "' is not a framehive frame ring"};
-  if (h->layout_version != ring_layout_version)
-    return ring_error{ring_errc::bad_layout, "ring '" + name + "' has layout version " +
-                                                 std::to_string(h->layout_version) + ", expected " +
-                                                 std::to_string(ring_layout_version)};
-  if (h->segment_bytes != seg->size() ||
-      h->slots_offset + uint64_t{h->slot_count} * h->slot_bytes > seg->size())
-    return ring_error{ring_errc::bad_layout, "ring '" + name + "' has an inconsistent size"};
-  return seg;
+  auto geo = read_geometry(*header_of(*seg), seg->size(), name);
+  if (!geo)
+    return geo.error();
+  return validated_segment{std::move(*seg), *geo};
 }
 
 void wake_producer(ring_header* h) {
@@ -107,9 +142,9 @@ uint64_t join_at(ring_header* h, consumer_entry& e, uint64_t generation, uint64_
 
 /// Claims a free entry for a new id, preferring never-used ones so that the
 /// remembered positions of departed consumers last as long as possible.
-consumer_entry* claim_free_entry(ring_header* h) {
+consumer_entry* claim_free_entry(ring_header* h, const ring_geometry& g) {
   for (int pass = 0; pass < 2; ++pass) {
-    for (uint32_t i = 0; i < h->consumer_capacity; ++i) {
+    for (uint32_t i = 0; i < g.consumer_capacity; ++i) {
       auto& e = h->consumers[i];
       if (pass == 0 && e.ever_used.load() != 0)
         continue;
@@ -122,9 +157,9 @@ consumer_entry* claim_free_entry(ring_header* h) {
 }
 
 /// The entry that belongs to `id`: a live one first, else a free one that remembers it.
-consumer_entry* find_entry(ring_header* h, uint32_t id) {
+consumer_entry* find_entry(ring_header* h, const ring_geometry& g, uint32_t id) {
   consumer_entry* remembered = nullptr;
-  for (uint32_t i = 0; i < h->consumer_capacity; ++i) {
+  for (uint32_t i = 0; i < g.consumer_capacity; ++i) {
     auto& e = h->consumers[i];
     uint32_t st = e.state.load();
     if (e.id.load() != id)
@@ -165,6 +200,53 @@ uint64_t segment_bytes_for(uint32_t width, uint32_t height, uint32_t slot_count)
   return header_region_bytes() + slot_bytes_for(width, height) * slot_count;
 }
 
+// -- geometry -----------------------------------------------------------------
+
+result<ring_geometry, ring_error> read_geometry(const ring_header& h, uint64_t mapped_bytes,
+                                                const std::string& name) {
+  const uint64_t magic = h.magic.load(std::memory_order_acquire);
+  if (magic != ring_magic)
+    return ring_error{
+        ring_errc::bad_layout,
+        "'" + name + "' is not a framehive frame ring (header field magic is " + std::to_string(magic) + ")"};
+  // One read of each field: the checks below and the caller see the same values.
+  const uint32_t version = h.layout_version;
+  const uint32_t header_bytes = h.header_bytes;
+  const uint32_t format = h.format;
+  ring_geometry g;
+  g.slot_count = h.slot_count;
+  g.consumer_capacity = h.consumer_capacity;
+  g.slot_bytes = h.slot_bytes;
+  g.slots_offset = h.slots_offset;
+  g.segment_bytes = h.segment_bytes;
+  g.width = h.width;
+  g.height = h.height;
+  g.stride = h.stride;
+  if (version != ring_layout_version)
+    return ring_error{ring_errc::bad_layout, "ring '" + name + "' has layout version " +
+                                                 std::to_string(version) + ", expected " +
+                                                 std::to_string(ring_layout_version)};
+  if (header_bytes != sizeof(ring_header))
+    return bad_field(name, "header_bytes", header_bytes,
+                     "this layout's header is " + std::to_string(sizeof(ring_header)) + " bytes");
+  if (g.consumer_capacity == 0 || g.consumer_capacity > max_consumers)
+    return bad_field(name, "consumer_capacity", g.consumer_capacity,
+                     "the layout has 1 to " + std::to_string(max_consumers) + " consumer entries");
+  if (g.slot_count < 2)
+    return bad_field(name, "slot_count", g.slot_count, "a ring has at least 2 slots");
+  if (g.width == 0 || g.width > max_frame_side)
+    return bad_field(name, "width", g.width,
+                     "frames are 1 to " + std::to_string(max_frame_side) + " pixels wide");
+  if (g.height == 0 || g.height > max_frame_side)
+    return bad_field(name, "height", g.height,
+                     "frames are 1 to " + std::to_string(max_frame_side) + " pixels high");
+  if (format != static_cast<uint32_t>(pixel_format::bgr24))
+    return bad_field(name, "format", format, "the only pixel format is bgr24 (1)");
+  if (auto err = check_sizes(g, mapped_bytes, name))
+    return *err;
+  return g;
+}
+
 uint64_t ring_status::fill() const {
   uint64_t floor = produced;
   for (const auto& c : consumers)
@@ -179,10 +261,11 @@ result<frame_ring, ring_error> frame_ring::create(const ring_options& o) {
   if (!valid_name(o.name))
     return ring_error{ring_errc::invalid_argument,
                       "invalid ring name '" + o.name + "' (use letters, digits, '.', '_', '-')"};
-  if (o.width == 0 || o.height == 0 || o.width > 32768 || o.height > 32768)
-    return ring_error{ring_errc::invalid_argument,
-                      "ring '" + o.name + "': frame geometry " + std::to_string(o.width) + "x" +
-                          std::to_string(o.height) + " is out of range (1..32768)"};
+  if (o.width == 0 || o.height == 0 || o.width > max_frame_side || o.height > max_frame_side)
+    return ring_error{ring_errc::invalid_argument, "ring '" + o.name + "': frame geometry " +
+                                                       std::to_string(o.width) + "x" +
+                                                       std::to_string(o.height) + " is out of range (1.." +
+                                                       std::to_string(max_frame_side) + ")"};
   if (o.slot_count < 2)
     return ring_error{ring_errc::invalid_argument,
                       "ring '" + o.name + "' needs at least 2 slots, got " + std::to_string(o.slot_count)};
@@ -202,38 +285,45 @@ result<frame_ring, ring_error> frame_ring::create(const ring_options& o) {
   if (!seg)
     return seg.error();
 
+  ring_geometry g;
+  g.slot_count = slots;
+  g.consumer_capacity = max_consumers;
+  g.slot_bytes = slot_bytes;
+  g.slots_offset = header_region_bytes();
+  g.segment_bytes = bytes;
+  g.width = o.width;
+  g.height = o.height;
+  g.stride = row_stride_for(o.width);
   auto* h = new (seg->data()) ring_header();
   h->layout_version = ring_layout_version;
   h->header_bytes = sizeof(ring_header);
-  h->slot_count = slots;
-  h->consumer_capacity = max_consumers;
-  h->slot_bytes = slot_bytes;
-  h->slots_offset = header_region_bytes();
-  h->segment_bytes = bytes;
-  h->width = o.width;
-  h->height = o.height;
-  h->stride = row_stride_for(o.width);
+  h->slot_count = g.slot_count;
+  h->consumer_capacity = g.consumer_capacity;
+  h->slot_bytes = g.slot_bytes;
+  h->slots_offset = g.slots_offset;
+  h->segment_bytes = g.segment_bytes;
+  h->width = g.width;
+  h->height = g.height;
+  h->stride = g.stride;
   h->format = static_cast<uint32_t>(pixel_format::bgr24);
   h->owner_pid = static_cast<uint32_t>(getpid());
   h->owner_start = self_start_time();
   h->created_ns = monotonic_ns();
   std::snprintf(h->name, sizeof(h->name), "%s", o.name.c_str());
   for (uint32_t s = 0; s < slots; ++s)
-    slot_at(h, s)->seq = ~uint64_t{0};  // no sequence yet
+    slot_at(h, g, s)->seq = ~uint64_t{0};  // no sequence yet
   h->magic.store(ring_magic, std::memory_order_release);
-  return frame_ring{std::move(*seg)};
+  return frame_ring{std::move(*seg), g};
 }
 
 ring_header* frame_ring::header() const noexcept { return header_of(seg_); }
 
-uint32_t frame_ring::slot_count() const noexcept { return header()->slot_count; }
-
 result<unit, ring_error> frame_ring::reserve_consumer(uint32_t id, uint64_t start_seq, uint32_t sample_every) {
   auto* h = header();
-  if (auto* e = find_entry(h, id); e && e->state.load() != static_cast<uint32_t>(entry_state::free))
+  if (auto* e = find_entry(h, geo_, id); e && e->state.load() != static_cast<uint32_t>(entry_state::free))
     return ring_error{ring_errc::consumer_busy,
                       "ring '" + name() + "': consumer " + std::to_string(id) + " is already registered"};
-  auto* e = claim_free_entry(h);
+  auto* e = claim_free_entry(h, geo_);
   if (!e)
     return ring_error{ring_errc::table_full, "ring '" + name() + "': all " +
                                                  std::to_string(max_consumers) + " consumer entries are taken"};
@@ -254,7 +344,7 @@ result<unit, ring_error> frame_ring::reserve_consumer(uint32_t id, uint64_t star
 std::vector<uint32_t> frame_ring::reclaim_dead_consumers() {
   std::vector<uint32_t> ids;
   auto* h = header();
-  for (uint32_t i = 0; i < h->consumer_capacity; ++i) {
+  for (uint32_t i = 0; i < geo_.consumer_capacity; ++i) {
     auto& e = h->consumers[i];
     if (e.state.load() != static_cast<uint32_t>(entry_state::attached))
       continue;
@@ -276,7 +366,7 @@ std::vector<uint32_t> frame_ring::reclaim_dead_consumers() {
 
 bool frame_ring::mark_consumer_dead(uint32_t id) {
   auto* h = header();
-  auto* e = find_entry(h, id);
+  auto* e = find_entry(h, geo_, id);
   if (!e || e->state.load() != static_cast<uint32_t>(entry_state::attached))
     return false;
   bump_generation(*e);
@@ -287,7 +377,7 @@ bool frame_ring::mark_consumer_dead(uint32_t id) {
 
 bool frame_ring::release_consumer(uint32_t id) {
   auto* h = header();
-  auto* e = find_entry(h, id);
+  auto* e = find_entry(h, geo_, id);
   if (!e || !counted(e->state.load()))
     return false;
   bump_generation(*e);
@@ -310,10 +400,10 @@ ring_status frame_ring::status() const {
   auto* h = header();
   ring_status s;
   s.name = name();
-  s.slot_count = h->slot_count;
-  s.width = h->width;
-  s.height = h->height;
-  s.segment_bytes = h->segment_bytes;
+  s.slot_count = geo_.slot_count;
+  s.width = geo_.width;
+  s.height = geo_.height;
+  s.segment_bytes = geo_.segment_bytes;
   s.produced = h->producer_seq.load();
   s.next_frame_index = h->next_frame_index.load();
   s.retain_from = h->retain_from.load();
@@ -324,7 +414,7 @@ ring_status frame_ring::status() const {
   s.producer_alive = s.producer_pid != 0 && process_alive(static_cast<pid_t>(s.producer_pid),
                                                           h->producer_start.load());
   s.producer_wait_ns = h->producer_wait_ns.load();
-  for (uint32_t i = 0; i < h->consumer_capacity; ++i) {
+  for (uint32_t i = 0; i < geo_.consumer_capacity; ++i) {
     const auto& e = h->consumers[i];
     auto st = static_cast<entry_state>(e.state.load());
     if (st == entry_state::free || st == entry_state::claiming)
@@ -351,7 +441,7 @@ std::optional<int64_t> frame_ring::frame_index_at(uint64_t seq) const {
   auto* h = header();
   if (seq >= h->producer_seq.load())
     return std::nullopt;
-  const auto* sh = slot_at(h, seq);
+  const auto* sh = slot_at(h, geo_, seq);
   if (sh->seq != seq)
     return std::nullopt;
   return sh->frame_index;
@@ -363,7 +453,7 @@ result<ring_producer, ring_error> ring_producer::open(const std::string& name) {
   auto seg = open_validated(name);
   if (!seg)
     return seg.error();
-  auto* h = header_of(*seg);
+  auto* h = header_of(seg->seg);
   if (h->stream.load() != static_cast<uint32_t>(stream_state::running))
     return ring_error{ring_errc::invalid_argument, "ring '" + name + "' has already ended"};
   const auto me = static_cast<uint32_t>(getpid());
@@ -379,7 +469,7 @@ result<ring_producer, ring_error> ring_producer::open(const std::string& name) {
     h->producer_start.store(my_start);
     uint64_t mine = (((tok >> 32) + 1) << 32) | me;
     if (h->producer_token.compare_exchange_strong(tok, mine)) {
-      ring_producer p{std::move(*seg)};
+      ring_producer p{std::move(seg->seg), seg->geo};
       p.token_ = mine;
       p.seq_ = h->producer_seq.load();
       return p;
@@ -396,7 +486,7 @@ bool ring_producer::fenced() const noexcept {
 uint64_t ring_producer::scan_floor() const noexcept {
   auto* h = header();
   uint64_t floor = seq_;
-  for (uint32_t i = 0; i < h->consumer_capacity; ++i) {
+  for (uint32_t i = 0; i < geo_.consumer_capacity; ++i) {
     auto& e = h->consumers[i];
     if (counted(e.state.load(std::memory_order_seq_cst)))
       floor = std::min(floor, position_committed(e.position.load(std::memory_order_seq_cst)));
@@ -413,7 +503,7 @@ void ring_producer::refresh_limit() noexcept {
   uint64_t floor = std::min(first, second);
   if (floor < first)
     h->retain_from.store(floor, std::memory_order_seq_cst);
-  limit_ = floor + h->slot_count;
+  limit_ = floor + geo_.slot_count;
 }
 
 ring_producer::acquire_status ring_producer::acquire(slot& out, std::chrono::nanoseconds timeout) {
@@ -451,10 +541,10 @@ ring_producer::acquire_status ring_producer::acquire(slot& out, std::chrono::nan
     if (status != acquire_status::ready)
       return status;
   }
-  out.pixels = pixels_at(h, seq_);
-  out.stride = h->stride;
-  out.width = h->width;
-  out.height = h->height;
+  out.pixels = pixels_at(h, geo_, seq_);
+  out.stride = geo_.stride;
+  out.width = geo_.width;
+  out.height = geo_.height;
   out.seq = seq_;
   slot_ready_ = true;
   return acquire_status::ready;
@@ -464,17 +554,17 @@ bool ring_producer::publish(const frame_info& info) {
   if (!slot_ready_ || fenced())
     return false;
   auto* h = header();
-  auto* sh = slot_at(h, seq_);
+  auto* sh = slot_at(h, geo_, seq_);
   sh->seq = seq_;
   sh->frame_index = info.frame_index;
   sh->pts = info.pts;
   sh->time_base_num = info.time_base_num;
   sh->time_base_den = info.time_base_den;
   sh->keyframe = info.keyframe ? 1 : 0;
-  sh->width = info.width ? std::min(info.width, h->width) : h->width;
-  sh->height = info.height ? std::min(info.height, h->height) : h->height;
-  sh->stride = h->stride;
-  sh->format = h->format;
+  sh->width = info.width ? std::min(info.width, geo_.width) : geo_.width;
+  sh->height = info.height ? std::min(info.height, geo_.height) : geo_.height;
+  sh->stride = geo_.stride;
+  sh->format = static_cast<uint32_t>(pixel_format::bgr24);
   h->next_frame_index.store(info.frame_index + 1, std::memory_order_relaxed);
   sh->publish_ns = monotonic_ns();
   h->producer_seq.store(seq_ + 1, std::memory_order_seq_cst);
@@ -489,7 +579,7 @@ bool ring_producer::publish(const frame_info& info) {
 bool ring_producer::wanted(int64_t frame_index) const noexcept {
   auto* h = header();
   bool any = false;
-  for (uint32_t i = 0; i < h->consumer_capacity; ++i) {
+  for (uint32_t i = 0; i < geo_.consumer_capacity; ++i) {
     auto& e = h->consumers[i];
     if (!counted(e.state.load(std::memory_order_relaxed)))
       continue;
@@ -523,10 +613,18 @@ void ring_producer::fail(std::string_view reason) {
 int64_t ring_producer::next_frame_index() const noexcept {
   return header()->next_frame_index.load();
 }
-uint32_t ring_producer::width() const noexcept { return header()->width; }
-uint32_t ring_producer::height() const noexcept { return header()->height; }
-uint32_t ring_producer::stride() const noexcept { return header()->stride; }
-uint32_t ring_producer::slot_count() const noexcept { return header()->slot_count; }
+uint32_t ring_producer::width() const noexcept {
+  return geo_.width;
+}
+uint32_t ring_producer::height() const noexcept {
+  return geo_.height;
+}
+uint32_t ring_producer::stride() const noexcept {
+  return geo_.stride;
+}
+uint32_t ring_producer::slot_count() const noexcept {
+  return geo_.slot_count;
+}
 
 // -- ring_consumer ------------------------------------------------------------
 
@@ -535,7 +633,7 @@ result<ring_consumer, ring_error> ring_consumer::attach(const std::string& name,
   auto seg = open_validated(name);
   if (!seg)
     return seg.error();
-  auto* h = header_of(*seg);
+  auto* h = header_of(seg->seg);
   const auto me = static_cast<uint32_t>(getpid());
   const uint64_t my_start = self_start_time();
   const uint32_t k = std::max<uint32_t>(1, o.sample_every);
@@ -545,7 +643,7 @@ result<ring_consumer, ring_error> ring_consumer::attach(const std::string& name,
   c.sample_every_ = k;
 
   for (int attempt = 0; attempt < 1000; ++attempt) {
-    consumer_entry* e = find_entry(h, id);
+    consumer_entry* e = find_entry(h, seg->geo, id);
     uint32_t st = e ? e->state.load() : static_cast<uint32_t>(entry_state::free);
     if (e && st == static_cast<uint32_t>(entry_state::claiming))
       continue;  // someone is setting it up; look again
@@ -581,7 +679,7 @@ result<ring_consumer, ring_error> ring_consumer::attach(const std::string& name,
         if (!e->state.compare_exchange_strong(expected, static_cast<uint32_t>(entry_state::claiming)))
           continue;
       } else {
-        e = claim_free_entry(h);
+        e = claim_free_entry(h, seg->geo);
         if (!e)
           return ring_error{ring_errc::table_full, "ring '" + name + "': all " +
                                                        std::to_string(max_consumers) +
@@ -611,7 +709,8 @@ result<ring_consumer, ring_error> ring_consumer::attach(const std::string& name,
     c.cursor_ = c.committed_;
     c.handed_high_ = c.committed_;
     c.start_seq_ = c.committed_;
-    c.seg_ = std::move(*seg);
+    c.seg_ = std::move(seg->seg);
+    c.geo_ = seg->geo;
     c.attached_ = true;
     return c;
   }
@@ -624,6 +723,7 @@ ring_consumer::ring_consumer(ring_consumer&& o) noexcept { *this = std::move(o);
 ring_consumer& ring_consumer::operator=(ring_consumer&& o) noexcept {
   if (this != &o) {
     seg_ = std::move(o.seg_);
+    geo_ = o.geo_;
     id_ = o.id_;
     index_ = o.index_;
     generation_ = o.generation_;
@@ -679,7 +779,7 @@ ring_consumer::read_status ring_consumer::next(frame_view& out, std::chrono::nan
       return leave(read_status::fenced);
     const uint64_t produced = h->producer_seq.load(std::memory_order_seq_cst);
     while (cursor_ < produced) {
-      const slot_header* sh = slot_at(h, cursor_);
+      const slot_header* sh = slot_at(h, geo_, cursor_);
       if (sh->seq != cursor_)
         return leave(read_status::fenced);  // overwritten: we were released
       if (sample_every_ > 1 && sh->frame_index % sample_every_ != 0) {
@@ -692,12 +792,13 @@ ring_consumer::read_status ring_consumer::next(frame_view& out, std::chrono::nan
       out.time_base_num = sh->time_base_num;
       out.time_base_den = sh->time_base_den;
       out.keyframe = sh->keyframe != 0;
-      out.width = sh->width;
-      out.height = sh->height;
-      out.stride = sh->stride;
+      // The slot says how much of it the frame fills; never more than the ring's geometry.
+      out.width = std::min(sh->width, geo_.width);
+      out.height = std::min(sh->height, geo_.height);
+      out.stride = geo_.stride;
       out.format = static_cast<pixel_format>(sh->format);
       out.publish_ns = sh->publish_ns;
-      out.pixels = pixels_at(h, cursor_);
+      out.pixels = pixels_at(h, geo_, cursor_);
       ++cursor_;
       if (cursor_ > handed_high_) {
         handed_high_ = cursor_;
@@ -785,8 +886,12 @@ std::string ring_consumer::error_text() const {
   return std::string(h->error_text, strnlen(h->error_text, sizeof(h->error_text)));
 }
 
-uint32_t ring_consumer::width() const noexcept { return header()->width; }
-uint32_t ring_consumer::height() const noexcept { return header()->height; }
+uint32_t ring_consumer::width() const noexcept {
+  return geo_.width;
+}
+uint32_t ring_consumer::height() const noexcept {
+  return geo_.height;
+}
 
 const char* to_string(ring_consumer::read_status s) noexcept {
   switch (s) {

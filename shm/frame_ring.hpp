@@ -39,6 +39,32 @@ struct ring_options {
   std::string shm_dir = default_shm_dir;  ///< where free space is checked
 };
 
+/// Frames are at most this many pixels wide and high.
+inline constexpr uint32_t max_frame_side = 32768;
+
+/// A ring's geometry, checked once when the ring is created or opened. Every
+/// role keeps its own copy and never re-reads these fields from the shared
+/// header: any process that maps the ring can overwrite them, and a slot
+/// count or size that changes under a reader must not crash it.
+struct ring_geometry {
+  uint32_t slot_count = 0;
+  uint32_t consumer_capacity = 0;  ///< entries of the consumer table in use (<= max_consumers)
+  uint64_t slot_bytes = 0;
+  uint64_t slots_offset = 0;
+  uint64_t segment_bytes = 0;
+  uint32_t width = 0;
+  uint32_t height = 0;
+  uint32_t stride = 0;
+};
+
+/// Reads the geometry of ring `name` from its header, mapped `mapped_bytes`
+/// long, and checks that it is possible: our magic and layout version, at
+/// least 2 slots, no more consumer entries than the layout has, frame sizes
+/// within max_frame_side, and slots whose sizes neither overflow nor reach
+/// past the segment. The error names the ring and the field.
+result<ring_geometry, ring_error> read_geometry(const ring_header& header, uint64_t mapped_bytes,
+                                                const std::string& name);
+
 /// Bytes of one slot (header plus BGR24 rows, page aligned) for a geometry.
 uint64_t slot_bytes_for(uint32_t width, uint32_t height);
 
@@ -116,7 +142,9 @@ class frame_ring {
   frame_ring& operator=(frame_ring&&) noexcept = default;
 
   const std::string& name() const noexcept { return seg_.name(); }
-  uint32_t slot_count() const noexcept;
+  uint32_t slot_count() const noexcept { return geo_.slot_count; }
+  /// The geometry this ring was created with (never re-read from the segment).
+  const ring_geometry& geometry() const noexcept { return geo_; }
 
   /// Registers consumer `id` before any process attaches: the producer keeps
   /// every frame from `start_seq` on for it (the entry is "held").
@@ -150,10 +178,11 @@ class frame_ring {
   int64_t next_frame_index() const noexcept;
 
  private:
-  explicit frame_ring(segment seg) : seg_(std::move(seg)) {}
+  frame_ring(segment seg, ring_geometry geo) : seg_(std::move(seg)), geo_(geo) {}
   ring_header* header() const noexcept;
 
   segment seg_;
+  ring_geometry geo_;
 };
 
 // -- producer -----------------------------------------------------------------
@@ -201,13 +230,14 @@ class ring_producer {
   uint32_t slot_count() const noexcept;
 
  private:
-  explicit ring_producer(segment seg) : seg_(std::move(seg)) {}
+  ring_producer(segment seg, ring_geometry geo) : seg_(std::move(seg)), geo_(geo) {}
   ring_header* header() const noexcept;
   uint64_t scan_floor() const noexcept;
   void refresh_limit() noexcept;
   bool fenced() const noexcept;
 
   segment seg_;
+  ring_geometry geo_;
   uint64_t token_ = 0;
   uint64_t seq_ = 0;
   uint64_t limit_ = 0;  ///< sequences below this may be written without rescanning
@@ -279,6 +309,7 @@ class ring_consumer {
   bool producer_gone() const;
 
   segment seg_;
+  ring_geometry geo_;
   uint32_t id_ = 0;
   uint32_t index_ = 0;
   uint64_t generation_ = 0;

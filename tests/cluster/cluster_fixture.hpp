@@ -63,9 +63,13 @@ class cluster : public ::testing::Test {
 
   void start_coordinator() {
     std::string err;
-    auto p = child_process::spawn({bin("framehive-coordinator"), "--port=" + std::to_string(port_),
-                                   "--data-dir=" + (dir_ / "data").string()},
-                                  &err, (dir_ / "coordinator.log").string());
+    std::vector<std::string> args{bin("framehive-coordinator"), "--port=" + std::to_string(port_),
+                                  "--data-dir=" + (dir_ / "data").string()};
+    if (tls_on())
+      for (auto& f : tls_flags("coordinator"))
+        args.push_back(f);
+    args.insert(args.end(), coordinator_flags_.begin(), coordinator_flags_.end());
+    auto p = child_process::spawn(args, &err, (dir_ / "coordinator.log").string());
     ASSERT_TRUE(p) << err;
     coordinator_ = std::move(*p);
   }
@@ -77,6 +81,13 @@ class cluster : public ::testing::Test {
                                   "--workers=" + std::to_string(workers),
                                   "--output-dir=" + (dir_ / ("out-" + name)).string(),
                                   "--shm-prefix=" + shm_prefix(), "--shm-budget-mb=" + std::to_string(shm_budget_mb)};
+    if (tls_on()) {
+      if (!std::filesystem::exists(pki() / (name + ".crt"))) {
+        ASSERT_EQ(issue(name, "node"), 0);
+      }
+      for (auto& f : tls_flags(name))
+        args.push_back(f);
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     auto p = child_process::spawn(args, &err, (dir_ / (name + ".log")).string());
     ASSERT_TRUE(p) << err;
@@ -109,7 +120,11 @@ class cluster : public ::testing::Test {
 
   /// Runs the framehive CLI against this cluster.
   command_result cli(const std::string& args) const {
-    return run_command(bin("framehive") + " --coordinator " + address() + " " + args + " 2>" +
+    std::string tls;
+    if (tls_on())
+      for (auto& f : tls_flags(cli_identity_))
+        tls += " '" + f + "'";
+    return run_command(bin("framehive") + " --coordinator " + address() + tls + " " + args + " 2>" +
                        (dir_ / "cli-stderr.txt").string());
   }
 
@@ -162,8 +177,43 @@ class cluster : public ::testing::Test {
   /// a test can act on a video while it runs without racing its end.
   static std::string paced(int fps) { return "--testing.pace-fps=" + std::to_string(fps); }
 
+  // -- TLS (optional; off unless a test calls use_tls()) --------------------------------
+
+  /// Makes a cluster PKI in dir_/pki with the real `framehive certs` and turns
+  /// on mutual TLS for every process started afterwards: the coordinator
+  /// (certificate "coordinator"), each node (a node certificate for its name,
+  /// issued when it starts) and cli() (client certificate "client").
+  void use_tls() {
+    ASSERT_EQ(certs("init '" + pki().string() + "'"), 0);
+    ASSERT_EQ(issue("coordinator", "coordinator"), 0);
+    ASSERT_EQ(issue(cli_identity_, "client"), 0);
+    tls_ = true;
+  }
+
+  bool tls_on() const { return tls_; }
+  std::filesystem::path pki() const { return dir_ / "pki"; }
+
+  /// Runs `framehive certs ARGS`; returns its exit code.
+  int certs(const std::string& args) const {
+    return run_command(bin("framehive") + " certs " + args + " >/dev/null 2>&1").code;
+  }
+
+  /// Issues pki()/NAME.crt and .key with `role`; returns the CLI's exit code.
+  int issue(const std::string& name, const std::string& role) const {
+    return certs("issue '" + pki().string() + "' '" + name + "' --role " + role);
+  }
+
+  /// --tls.ca/--tls.cert/--tls.key for the certificate `name` of pki().
+  std::vector<std::string> tls_flags(const std::string& name) const {
+    return {"--tls.ca=" + (pki() / "ca.crt").string(), "--tls.cert=" + (pki() / (name + ".crt")).string(),
+            "--tls.key=" + (pki() / (name + ".key")).string()};
+  }
+
   std::string tag_;
   std::filesystem::path dir_;
+  bool tls_ = false;
+  std::string cli_identity_ = "client";              ///< the certificate cli() presents with TLS
+  std::vector<std::string> coordinator_flags_;       ///< extra flags for start_coordinator()
   uint16_t port_ = 0;
   child_process coordinator_;
   std::map<std::string, child_process> nodes_;

@@ -3,3 +3,8 @@ framehive_add_test(backoff_test
   SOURCES common/backoff_test.cpp
   LIBS framehive::common
   TIMEOUT 30)
+
+framehive_add_test(identity_test
+  SOURCES common/identity_test.cpp
+  LIBS framehive::identity
+  TIMEOUT 60)

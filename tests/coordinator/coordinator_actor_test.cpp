@@ -1,8 +1,11 @@
-// The coordinator actor as a thin adapter, in one process: a fake node actor
-// registers, takes assignments and sends results; the CLI's requests get
-// typed replies. Inputs are bytes (0xff), a corrupt row answers with an
-// error while the coordinator keeps serving, and a restarted coordinator
-// lets a node that re-registers claim its video. No processes, no sleeps.
+// The coordinator actor as a thin adapter, in one process: fake node actors
+// register, take assignments and send results (as themselves, so the
+// coordinator sees them as the sender, as it would a real node); the CLI's
+// requests get typed replies. Inputs are bytes (0xff), a corrupt row answers
+// with an error while the coordinator keeps serving, a restarted coordinator
+// lets a node that re-registers claim its video; identities come from the
+// connection, limits are errors, challenges are single-use, finished jobs
+// can be erased and expire. No processes, no sleeps.
 
 #include "coordinator/coordinator_actor.hpp"
 
@@ -13,6 +16,8 @@
 #include <filesystem>
 
 #include "caf/all.hpp"
+#include "common/identity.hpp"
+#include "coordinator/admission.hpp"
 
 namespace framehive {
 namespace {
@@ -21,14 +26,40 @@ using namespace std::chrono_literals;
 
 constexpr auto reply_timeout = std::chrono::seconds(5);
 
-/// A node that hands every assignment and cancel to the test.
-node_actor::behavior_type fake_node(node_actor::pointer, caf::actor sink) {
+struct fake_node_state {
+  coordinator_actor coord;
+};
+
+/// Sends `xs` to the coordinator as this actor and relays the reply.
+template <class Reply, class Self, class... Ts>
+caf::result<Reply> relay(Self* self, Ts... xs) {
+  auto rp = self->template make_response_promise<Reply>();
+  self->request(self->state.coord, reply_timeout, std::move(xs)...)
+      .then([rp](Reply& r) mutable { rp.deliver(std::move(r)); },
+            [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
+}
+
+/// A node: hands every assignment and cancel to the test, and sends what the
+/// test gives it to the coordinator as itself.
+caf::behavior fake_node(caf::stateful_actor<fake_node_state>* self, caf::actor sink) {
   return {
       [sink](video_task& t) {
         caf::anon_send(sink, t);
         return caf::ok_atom::value;
       },
       [sink](cancel_atom, uint64_t video) { caf::anon_send(sink, cancel_atom::value, video); },
+      [self](coordinator_actor& c) { self->state.coord = std::move(c); },
+      [self](node_info& info) {
+        return relay<node_welcome>(self, std::move(info), caf::actor_cast<node_actor>(self));
+      },
+      [self](challenge_atom) { return relay<std::string>(self, challenge_atom::value); },
+      [self](result_batch& b) { return relay<batch_ack>(self, std::move(b)); },
+      [self](video_report& r) { return relay<caf::ok_atom>(self, std::move(r)); },
+      [self](node_status& s) {
+        self->send(self->state.coord, std::move(s));
+        return caf::ok_atom::value;  // sent before this reply: the test's next request comes after it
+      },
   };
 }
 
@@ -43,19 +74,22 @@ class CoordinatorActor : public ::testing::Test {
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir = pattern;
     start();
-    node = sys.spawn(fake_node, caf::actor_cast<caf::actor>(self));
+    node = spawn_node();
   }
 
   void TearDown() override {
     stop();
-    caf::anon_send_exit(node, caf::exit_reason::kill);
+    for (auto& n : nodes)
+      caf::anon_send_exit(n, caf::exit_reason::kill);
     std::filesystem::remove_all(dir);
   }
 
   void start() {
     auto store = job_store::open(dir);
     ASSERT_TRUE(store.ok()) << store.error();
-    coord = spawn_coordinator(sys, std::move(*store));
+    coord = spawn_coordinator(sys, std::move(*store), options);
+    for (auto& n : nodes)
+      self->send(n, coord);
   }
 
   void stop() {
@@ -64,31 +98,61 @@ class CoordinatorActor : public ::testing::Test {
     self->receive([](const caf::down_msg&) {});
   }
 
-  /// The reply to `args`, or a test failure naming the error.
-  template <class T, class... Ts>
-  T ask(Ts&&... args) {
+  void restart_with(const coordinator_options& o) {
+    stop();
+    options = o;
+    start();
+  }
+
+  caf::actor spawn_node() {
+    auto n = sys.spawn(fake_node, caf::actor_cast<caf::actor>(self));
+    self->send(n, coord);
+    nodes.push_back(n);
+    return n;
+  }
+
+  /// The reply of `to` to `args`, or a test failure naming the error.
+  template <class T, class Handle, class... Ts>
+  T ask_to(const Handle& to, Ts&&... args) {
     T out{};
-    self->request(coord, reply_timeout, std::forward<Ts>(args)...)
+    self->request(to, reply_timeout, std::forward<Ts>(args)...)
         .receive([&](T& x) { out = std::move(x); },
                  [&](caf::error& e) { ADD_FAILURE() << "error reply: " << describe(e); });
     return out;
   }
 
-  /// The error a request is answered with (empty if it succeeded).
-  template <class T, class... Ts>
-  std::string ask_error(Ts&&... args) {
-    std::string out;
-    self->request(coord, reply_timeout, std::forward<Ts>(args)...)
-        .receive([&](T&) {}, [&](caf::error& e) { out = describe(e); });
+  /// The error `to` answers `args` with (code 0 and "" if it succeeded).
+  template <class T, class Handle, class... Ts>
+  std::pair<uint8_t, std::string> error_of(const Handle& to, Ts&&... args) {
+    std::pair<uint8_t, std::string> out{0, ""};
+    self->request(to, reply_timeout, std::forward<Ts>(args)...)
+        .receive([&](T&) {},
+                 [&](caf::error& e) {
+                   out = {e.code(), describe(e)};
+                 });
     return out;
   }
 
-  void register_node(const std::string& name, std::vector<uint64_t> running = {}) {
+  template <class T, class... Ts>
+  T ask(Ts&&... args) {
+    return ask_to<T>(coord, std::forward<Ts>(args)...);
+  }
+
+  template <class T, class... Ts>
+  std::string ask_error(Ts&&... args) {
+    return error_of<T>(coord, std::forward<Ts>(args)...).second;
+  }
+
+  static node_info info_of(const std::string& name, std::vector<uint64_t> running = {}) {
     node_info info;
     info.name = name;
     info.cores = 2;
     info.running = std::move(running);
-    ask<node_welcome>(info, node);
+    return info;
+  }
+
+  void register_node(const std::string& name, std::vector<uint64_t> running = {}) {
+    ask_to<node_welcome>(node, info_of(name, std::move(running)));
   }
 
   video_task next_task() {
@@ -110,12 +174,42 @@ class CoordinatorActor : public ::testing::Test {
     return b;
   }
 
+  static video_report report(const video_task& t, video_outcome outcome,
+                             const std::string& node_name = "n1") {
+    video_report r;
+    r.video = t.video;
+    r.epoch = t.epoch;
+    r.node = node_name;
+    r.outcome = outcome;
+    r.frames_total = 6;
+    return r;
+  }
+
+  /// The coordinator's refusal count under `key`.
+  uint64_t refusals(const std::string& key) {
+    for (const auto& r : ask<cluster_nodes>(nodes_atom::value).refusals)
+      if (r.reason == key)
+        return r.count;
+    return 0;
+  }
+
+  /// Waits (bounded) until the coordinator has no node registered: it processed their down messages.
+  void wait_for_no_nodes() {
+    for (int i = 0; i < 1000 && !ask<cluster_nodes>(nodes_atom::value).nodes.empty(); ++i)
+      self->receive(caf::after(std::chrono::milliseconds(5)) >> [] {});
+    ASSERT_TRUE(ask<cluster_nodes>(nodes_atom::value).nodes.empty());
+  }
+
+  static constexpr uint8_t code(errc e) { return static_cast<uint8_t>(e); }
+
   config cfg;
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
   std::string dir;
+  coordinator_options options;
   coordinator_actor coord;
-  node_actor node;
+  std::vector<caf::actor> nodes;
+  caf::actor node;  ///< the first fake node (it registers as n1)
 };
 
 TEST_F(CoordinatorActor, InputWithByte0xffIsAnalysedReportedAndSurvivesARestart) {
@@ -127,11 +221,12 @@ TEST_F(CoordinatorActor, InputWithByte0xffIsAnalysedReportedAndSurvivesARestart)
   EXPECT_EQ(t.epoch, 1u);
   EXPECT_EQ(t.decode_from, 0);
 
-  EXPECT_EQ(ask<batch_ack>(batch(t, {0, 1, 2, 3})).watermark, 3);
-  auto stale = batch(t, {4});
-  stale.epoch = t.epoch - 1;
-  EXPECT_NE(ask_error<batch_ack>(stale), "");
-  EXPECT_NE(ask_error<batch_ack>(batch(t, {4}, "intruder")), "");
+  EXPECT_EQ(ask_to<batch_ack>(node, batch(t, {0, 1, 2, 3})).watermark, 3);
+  auto never = batch(t, {4});
+  never.epoch = t.epoch + 1;
+  EXPECT_EQ(error_of<batch_ack>(node, never).first, code(errc::refused));
+  // The `node` field is the sender's word, not its identity: stored as n1's.
+  EXPECT_EQ(ask_to<batch_ack>(node, batch(t, {4}, "intruder")).watermark, 4);
 
   auto status = ask<job_status>(status_atom::value, job);
   ASSERT_EQ(status.videos.size(), 1u);
@@ -143,14 +238,8 @@ TEST_F(CoordinatorActor, InputWithByte0xffIsAnalysedReportedAndSurvivesARestart)
   stop();
   start();
   register_node("n1", {t.video});
-  EXPECT_EQ(ask<batch_ack>(batch(t, {4, 5})).watermark, 5);
-  video_report done;
-  done.video = t.video;
-  done.epoch = t.epoch;
-  done.node = "n1";
-  done.outcome = video_outcome::done;
-  done.frames_total = 6;
-  ask<caf::ok_atom>(done);
+  EXPECT_EQ(ask_to<batch_ack>(node, batch(t, {4, 5})).watermark, 5);
+  ask_to<caf::ok_atom>(node, report(t, video_outcome::done));
 
   const auto results = ask<job_results>(results_atom::value, job, true);
   EXPECT_EQ(results.state, job_state::done);
@@ -159,6 +248,7 @@ TEST_F(CoordinatorActor, InputWithByte0xffIsAnalysedReportedAndSurvivesARestart)
   EXPECT_EQ(results.videos[0].frames_total, 6);
   ASSERT_EQ(results.videos[0].analyzers.size(), 1u);
   EXPECT_EQ(results.videos[0].analyzers[0].frames.size(), 6u);
+  EXPECT_EQ(results.videos[0].analyzers[0].result_nodes, std::vector<std::string>{"n1"});
   EXPECT_EQ(ask<cluster_status>(status_atom::value).jobs.at(0).videos.at(0).position, 6);
   EXPECT_EQ(ask<cluster_tree>(tree_atom::value).entries.at(0).kind, actor_kind::coordinator);
 }
@@ -181,6 +271,262 @@ TEST_F(CoordinatorActor, CorruptRowIsAnErrorReplyAndTheCoordinatorKeepsServing) 
   EXPECT_EQ(ask_error<job_status>(status_atom::value, uint64_t{999}), "no job 999");
   EXPECT_NE(ask_error<uint64_t>(job_spec{{"/v/c.mp4"}, {"no-such-analyzer"}, 1}), "");
   EXPECT_GT(ask<uint64_t>(job_spec{{"/v/c.mp4"}, {"stats"}, 1}), fine);
+}
+
+// -- identity from the connection ----------------------------------------------------------
+
+TEST_F(CoordinatorActor, ANameHeldByALiveNodeCannotBeTakenOverButComesBackAfterItsDeath) {
+  register_node("n1");
+  const auto rogue = spawn_node();
+  const auto takeover = error_of<node_welcome>(rogue, info_of("n1"));
+  EXPECT_EQ(takeover.first, code(errc::refused));
+  EXPECT_NE(takeover.second.find("held by a live node"), std::string::npos) << takeover.second;
+  EXPECT_EQ(refusals(refusal_key::name_taken), 1u);
+  // The holder may register again (a reconnect); one actor cannot hold two names.
+  register_node("n1");
+  EXPECT_EQ(error_of<node_welcome>(node, info_of("n2")).first, code(errc::refused));
+  EXPECT_EQ(refusals(refusal_key::already_registered), 1u);
+  // A registration that hands over another actor's handle is refused too.
+  EXPECT_EQ(error_of<node_welcome>(coord, info_of("n3"), caf::actor_cast<node_actor>(rogue)).first,
+            code(errc::refused));
+  EXPECT_EQ(refusals(refusal_key::handle_mismatch), 1u);
+  // The holder dies; once the coordinator has seen it go, the name is free.
+  caf::anon_send_exit(node, caf::exit_reason::kill);
+  wait_for_no_nodes();
+  ask_to<node_welcome>(rogue, info_of("n1"));
+  const auto nodes_now = ask<cluster_nodes>(nodes_atom::value);
+  ASSERT_EQ(nodes_now.nodes.size(), 1u);
+  EXPECT_EQ(nodes_now.nodes[0].name, "n1");
+}
+
+TEST_F(CoordinatorActor, ResultsReportsAndStatusCountOnlyFromTheActorHoldingTheAssignment) {
+  const auto job = ask<uint64_t>(job_spec{{"/v/a.mp4"}, {"stats"}, 1});
+  register_node("n1");
+  const video_task t = next_task();
+  const auto other = spawn_node();
+  ask_to<node_welcome>(other, info_of("n2"));
+
+  // Not a node at all (the test's own actor), and a node that does not hold it, both naming n1.
+  EXPECT_EQ(error_of<batch_ack>(coord, batch(t, {0, 1})).first, code(errc::refused));
+  EXPECT_EQ(error_of<batch_ack>(other, batch(t, {0, 1})).first, code(errc::refused));
+  EXPECT_EQ(error_of<caf::ok_atom>(coord, report(t, video_outcome::done)).first, code(errc::refused));
+  EXPECT_EQ(error_of<caf::ok_atom>(other, report(t, video_outcome::failed)).first, code(errc::refused));
+  EXPECT_EQ(refusals(refusal_key::not_registered), 2u);
+  EXPECT_EQ(refusals(refusal_key::not_assigned), 2u);
+  // Nothing was stored or decided.
+  EXPECT_EQ(ask<job_results>(results_atom::value, job, true).videos.at(0).analyzers.at(0).frames.size(), 0u);
+  EXPECT_EQ(ask<job_status>(status_atom::value, job).videos.at(0).state, video_state::running);
+
+  // A status under n1's name from n2 is refused; n1's own is taken.
+  node_status forged;
+  forged.node = "n1";
+  forged.entries.push_back(tree_entry{});
+  forged.entries.back().id = "node:n1";
+  ask_to<caf::ok_atom>(other, forged);
+  EXPECT_EQ(refusals(refusal_key::name_mismatch), 1u);
+  EXPECT_EQ(ask<cluster_tree>(tree_atom::value).entries.size(), 1u);
+  ask_to<caf::ok_atom>(node, forged);
+  EXPECT_EQ(ask<cluster_tree>(tree_atom::value).entries.size(), 2u);
+
+  // The holder's results and report count.
+  EXPECT_EQ(ask_to<batch_ack>(node, batch(t, {0, 1, 2, 3, 4, 5})).watermark, 5);
+  ask_to<caf::ok_atom>(node, report(t, video_outcome::done));
+  EXPECT_EQ(ask<job_status>(status_atom::value, job).state, job_state::done);
+}
+
+TEST_F(CoordinatorActor, AFormerHolderIsToldItsAssignmentIsStaleAndItsLateReportIsTaken) {
+  ask<uint64_t>(job_spec{{"/v/a.mp4"}, {"stats"}, 1});
+  register_node("n1");
+  const video_task first = next_task();
+  const auto other = spawn_node();
+  ask_to<node_welcome>(other, info_of("n2"));
+  // n1 has no room: the video goes to n2 under a new epoch.
+  ask_to<caf::ok_atom>(node, report(first, video_outcome::retry_later));
+  const video_task second = next_task();
+  EXPECT_EQ(second.video, first.video);
+  EXPECT_EQ(second.epoch, first.epoch + 1);
+  // n1's late batch: stale (the node stops the video); its report again: taken, nothing recorded.
+  EXPECT_EQ(error_of<batch_ack>(node, batch(first, {0})).first, code(errc::stale_epoch));
+  EXPECT_EQ(refusals(refusal_key::stale_epoch), 1u);
+  ask_to<caf::ok_atom>(node, report(first, video_outcome::done));
+  EXPECT_EQ(ask_to<batch_ack>(other, batch(second, {0, 1})).watermark, 1);
+}
+
+// -- limits ------------------------------------------------------------------------------
+
+TEST_F(CoordinatorActor, AJobOverALimitIsAnErrorNamingTheLimitAndNothingIsQueued) {
+  coordinator_options o;
+  o.limits.max_inputs_per_job = 2;
+  o.limits.max_input_bytes = 64;
+  o.limits.max_queued_videos = 3;
+  restart_with(o);
+  const auto inputs = error_of<uint64_t>(coord, job_spec{{"/v/a", "/v/b", "/v/c"}, {"stats"}, 1});
+  EXPECT_EQ(inputs.first, code(errc::over_limit));
+  EXPECT_NE(inputs.second.find("max_inputs_per_job = 2"), std::string::npos) << inputs.second;
+  const auto analyzers =
+      error_of<uint64_t>(coord, job_spec{{"/v/a"}, std::vector<std::string>(33, "stats"), 1});
+  EXPECT_EQ(analyzers.first, code(errc::over_limit));
+  EXPECT_NE(analyzers.second.find("max_analyzers_per_job = 32"), std::string::npos) << analyzers.second;
+  EXPECT_EQ(error_of<uint64_t>(coord, job_spec{{std::string(65, 'x')}, {"stats"}, 1}).first,
+            code(errc::over_limit));
+  EXPECT_TRUE(ask<cluster_status>(status_atom::value).jobs.empty());
+  // The queue: 2 + 2 > 3 (no node, nothing runs).
+  ask<uint64_t>(job_spec{{"/v/a", "/v/b"}, {"stats"}, 1});
+  const auto queue = error_of<uint64_t>(coord, job_spec{{"/v/c", "/v/d"}, {"stats"}, 1});
+  EXPECT_EQ(queue.first, code(errc::over_limit));
+  EXPECT_NE(queue.second.find("max_queued_videos"), std::string::npos) << queue.second;
+  EXPECT_EQ(ask<cluster_status>(status_atom::value).jobs.size(), 1u);
+  EXPECT_EQ(refusals("max_inputs_per_job"), 1u);
+  EXPECT_EQ(refusals("max_queued_videos"), 1u);
+}
+
+TEST_F(CoordinatorActor, NodeFiguresOverTheLimitsAreRefused) {
+  auto zero = info_of("n1");
+  zero.cores = 0;
+  EXPECT_EQ(error_of<node_welcome>(node, zero).first, code(errc::invalid_request));
+  auto greedy = info_of("n1");
+  greedy.cores = 4'000'000'000u;
+  const auto cores = error_of<node_welcome>(node, greedy);
+  EXPECT_EQ(cores.first, code(errc::over_limit));
+  EXPECT_NE(cores.second.find("max_node_cores"), std::string::npos) << cores.second;
+  auto shm = info_of("n1");
+  shm.shm_budget = ~uint64_t{0};
+  EXPECT_EQ(error_of<node_welcome>(node, shm).first, code(errc::over_limit));
+  EXPECT_TRUE(ask<cluster_nodes>(nodes_atom::value).nodes.empty());
+  EXPECT_EQ(refusals(refusal_key::bad_node_info), 1u);
+}
+
+TEST_F(CoordinatorActor, ABatchOverTheLimitsOrOutsideTheVideoIsRefusedAndMovesNothing) {
+  coordinator_options o;
+  o.limits.max_frames_per_batch = 8;
+  restart_with(o);
+  const auto job = ask<uint64_t>(job_spec{{"/v/a.mp4"}, {"stats"}, 1});
+  register_node("n1");
+  const video_task t = next_task();
+  EXPECT_EQ(ask_to<batch_ack>(node, batch(t, {0, 1})).watermark, 1);
+  const auto far = error_of<batch_ack>(node, batch(t, {2, 1'000'000'000'000'000}));
+  EXPECT_EQ(far.first, code(errc::over_limit));
+  EXPECT_NE(far.second.find("frame 1000000000000000 is outside"), std::string::npos) << far.second;
+  EXPECT_EQ(error_of<batch_ack>(node, batch(t, {-1})).first, code(errc::invalid_request));
+  const auto big = error_of<batch_ack>(node, batch(t, {2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(big.first, code(errc::over_limit));
+  EXPECT_NE(big.second.find("max_frames_per_batch = 8"), std::string::npos) << big.second;
+  // Once the node reported the video's frame count (its status), frames far past it are refused too.
+  node_status st;
+  st.node = "n1";
+  st.entries.push_back(tree_entry{});
+  st.entries.back().id = "video:" + std::to_string(t.video);
+  st.entries.back().kind = actor_kind::video;
+  st.entries.back().total = 100;
+  ask_to<caf::ok_atom>(node, st);
+  EXPECT_EQ(error_of<batch_ack>(node, batch(t, {2, 100'000})).first, code(errc::over_limit));
+  EXPECT_EQ(refusals(refusal_key::frame_range), 3u);
+  EXPECT_EQ(refusals("max_frames_per_batch"), 1u);
+  // Nothing of the refused batches was stored; the watermark did not move.
+  EXPECT_EQ(ask<job_results>(results_atom::value, job, true).videos.at(0).analyzers.at(0).frames.size(), 2u);
+  EXPECT_EQ(ask_to<batch_ack>(node, batch(t, {2})).watermark, 2);
+}
+
+// -- challenges (a coordinator with a cluster CA) -----------------------------------------------
+
+class CoordinatorActorWithCa : public CoordinatorActor {
+ protected:
+  void SetUp() override {
+    CoordinatorActor::SetUp();
+    pki = dir + "/pki";
+    ASSERT_TRUE(create_ca(pki).ok());
+    for (const auto& [name, role] :
+         {std::pair{"n1", cert_role::node}, {"n2", cert_role::node}, {"cli", cert_role::client}})
+      ASSERT_TRUE(issue_certificate(pki, name, role).ok());
+    coordinator_options o;
+    o.tls_ca = pki + "/ca.crt";
+    restart_with(o);
+  }
+
+  /// `info` for `name`, carrying `cert`'s certificate and its key's signature over `challenge`.
+  node_info signed_info(const std::string& name, const std::string& cert, const std::string& challenge) {
+    auto info = info_of(name);
+    auto pem = read_certificate(pki + "/" + cert + ".crt");
+    EXPECT_TRUE(pem.ok());
+    auto sig = sign_challenge(pki + "/" + cert + ".key", challenge);
+    EXPECT_TRUE(sig.ok());
+    info.certificate = pem ? *pem : "";
+    info.proof = sig ? *sig : "";
+    return info;
+  }
+
+  std::string pki;
+};
+
+TEST_F(CoordinatorActorWithCa, ANodeRegistersWithItsCertificateAndASignedChallengeUsedOnce) {
+  const auto challenge = ask_to<std::string>(node, challenge_atom::value);
+  EXPECT_GE(challenge.size(), 32u);
+  const auto info = signed_info("n1", "n1", challenge);
+  ask_to<node_welcome>(node, info);
+  EXPECT_EQ(ask<cluster_nodes>(nodes_atom::value).nodes.size(), 1u);
+  // The same answer again (a replay): the challenge was used.
+  const auto replay = error_of<node_welcome>(node, info);
+  EXPECT_EQ(replay.first, code(errc::refused));
+  EXPECT_EQ(refusals(refusal_key::no_challenge), 1u);
+}
+
+TEST_F(CoordinatorActorWithCa, NoChallengeAnotherNamesCertificateOrAClientCertificateIsRefused) {
+  EXPECT_EQ(error_of<node_welcome>(node, info_of("n1")).first, code(errc::refused));
+  EXPECT_EQ(refusals(refusal_key::no_challenge), 1u);
+  // n2's certificate for the name n1, and a client certificate.
+  for (const char* cert : {"n2", "cli"}) {
+    const auto c = ask_to<std::string>(node, challenge_atom::value);
+    EXPECT_EQ(error_of<node_welcome>(node, signed_info("n1", cert, c)).first, code(errc::refused)) << cert;
+  }
+  // A challenge issued to another actor does not count for this one.
+  const auto other = spawn_node();
+  const auto theirs = ask_to<std::string>(other, challenge_atom::value);
+  EXPECT_EQ(error_of<node_welcome>(node, signed_info("n1", "n1", theirs)).first, code(errc::refused));
+  EXPECT_EQ(refusals(refusal_key::bad_proof), 2u);
+  EXPECT_EQ(refusals(refusal_key::no_challenge), 2u);
+  EXPECT_TRUE(ask<cluster_nodes>(nodes_atom::value).nodes.empty());
+}
+
+// -- erasing and retention --------------------------------------------------------------------
+
+TEST_F(CoordinatorActor, ARunningJobIsNotErasedAFinishedOneIsErasedWhole) {
+  const auto job = ask<uint64_t>(job_spec{{"/v/a.mp4"}, {"stats"}, 1});
+  register_node("n1");
+  const video_task t = next_task();
+  EXPECT_EQ(error_of<caf::ok_atom>(coord, erase_atom::value, job).first, code(errc::invalid_request));
+  EXPECT_EQ(error_of<caf::ok_atom>(coord, erase_atom::value, uint64_t{999}).first, code(errc::not_found));
+  ask_to<batch_ack>(node, batch(t, {0, 1, 2}));
+  ask_to<caf::ok_atom>(node, report(t, video_outcome::done));
+  ask<caf::ok_atom>(erase_atom::value, job);
+  EXPECT_EQ(ask_error<job_status>(status_atom::value, job), "no job " + std::to_string(job));
+  EXPECT_TRUE(ask<cluster_status>(status_atom::value).jobs.empty());
+  // Its node's late report about the erased video is taken (it would otherwise send it for ever).
+  ask_to<caf::ok_atom>(node, report(t, video_outcome::done));
+}
+
+TEST_F(CoordinatorActor, RetentionSweepErasesOnlyFinishedJobsOlderThanTheRetention) {
+  const auto old_job = ask<uint64_t>(job_spec{{"/v/a.mp4"}, {"stats"}, 1});
+  const auto recent = ask<uint64_t>(job_spec{{"/v/b.mp4"}, {"stats"}, 1});
+  const auto queued = ask<uint64_t>(job_spec{{"/v/c.mp4"}, {"stats"}, 1});
+  ask<job_status>(cancel_atom::value, old_job);
+  ask<job_status>(cancel_atom::value, recent);
+  // Ended 31 days ago (the default retention is 30); the queued job's row claims so too.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir + "/framehive.db").c_str(), &db), SQLITE_OK);
+  const std::string sql = "UPDATE jobs SET finished = strftime('%s','now') - 31 * 86400 WHERE id IN (" +
+                          std::to_string(old_job) + "," + std::to_string(queued) + ")";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  // Retention 0 keeps everything; the default sweeps at start.
+  coordinator_options keep;
+  keep.limits.retention_days = 0;
+  restart_with(keep);
+  EXPECT_EQ(ask<cluster_status>(status_atom::value).jobs.size(), 3u);
+  restart_with(coordinator_options{});
+  const auto jobs = ask<cluster_status>(status_atom::value).jobs;
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].job, recent);
+  EXPECT_EQ(jobs[1].job, queued);
 }
 
 }  // namespace

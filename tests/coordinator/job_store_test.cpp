@@ -310,5 +310,84 @@ TEST_F(JobStore, ResultsReplyIsTypedWithFramesOnlyWhenAsked) {
   EXPECT_FALSE(store->results_of_job(job.job + 100, false)->has_value());
 }
 
+// -- retention -------------------------------------------------------------------------
+
+TEST_F(JobStore, ErasingAFinishedJobDeletesEverythingRecordedAboutItAndNothingElse) {
+  const auto gone = submit({"/v/a.mp4", "/v/b.mp4"});
+  const auto kept = submit({"/v/c.mp4"});
+  for (const auto& job : {gone, kept})
+    for (uint64_t v : job.videos) {
+      ASSERT_TRUE(store->assign(v, "n1", 1, 0).ok());
+      upsert(batch(v, "stats", range(0, 4)));
+      ASSERT_TRUE(store->finish_video(v, video_end{video_state::done, "", 5, 5, 0}).ok());
+      ASSERT_TRUE(store->summarize_video(v).ok());
+      ASSERT_TRUE(store->event(job.job, v, "done", "").ok());
+    }
+  ASSERT_TRUE(store->refresh_job_state(gone.job).ok());
+  auto erased = store->erase_job(gone.job);
+  ASSERT_TRUE(erased.ok()) << erased.error();
+  EXPECT_TRUE(*erased);
+  EXPECT_FALSE(store->state_of_job(gone.job)->has_value());
+  EXPECT_FALSE(store->video(gone.videos[0])->has_value());
+  const std::string of_gone =
+      " IN (" + std::to_string(gone.videos[0]) + "," + std::to_string(gone.videos[1]) + ")";
+  for (const char* table : {"results", "watermarks", "summaries", "assignments"})
+    EXPECT_EQ(raw_count(std::string("SELECT COUNT(*) FROM ") + table + " WHERE video" + of_gone), 0) << table;
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM events WHERE job = " + std::to_string(gone.job)), 0);
+  // The other job is whole.
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results WHERE video = " + std::to_string(kept.videos[0])), 5);
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM events WHERE job = " + std::to_string(kept.job)), 1);
+  EXPECT_EQ((*store->results_of_job(kept.job, true))->videos.at(0).analyzers.at(0).frames.size(), 5u);
+  // Erasing it again: no such job.
+  EXPECT_FALSE(*store->erase_job(gone.job));
+}
+
+TEST_F(JobStore, AJobWithAVideoStillQueuedOrRunningIsNotErased) {
+  const auto job = submit({"/v/a.mp4", "/v/b.mp4"});
+  ASSERT_TRUE(store->assign(job.videos[0], "n1", 1, 0).ok());
+  upsert(batch(job.videos[0], "stats", range(0, 2)));
+  auto erased = store->erase_job(job.job);
+  ASSERT_FALSE(erased.ok());
+  EXPECT_NE(erased.error().find("queued or running"), std::string::npos) << erased.error();
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results"), 3);  // rolled back: nothing deleted
+  EXPECT_TRUE(store->state_of_job(job.job)->has_value());
+}
+
+TEST_F(JobStore, OnlyJobsThatEndedBeforeTheCutoffAreDueForRetention) {
+  const auto old_done = submit({"/v/a.mp4"});
+  const auto old_cancelled = submit({"/v/b.mp4"});
+  const auto recent = submit({"/v/c.mp4"});
+  const auto running = submit({"/v/d.mp4"});
+  for (const auto& j : {old_done, recent}) {
+    ASSERT_TRUE(store->assign(j.videos[0], "n1", 1, 0).ok());
+    ASSERT_TRUE(store->finish_video(j.videos[0], video_end{video_state::done, "", 1, 1, 0}).ok());
+    ASSERT_TRUE(store->refresh_job_state(j.job).ok());
+  }
+  ASSERT_TRUE(store->cancel_job(old_cancelled.job).ok());
+  ASSERT_TRUE(store->assign(running.videos[0], "n1", 1, 0).ok());
+  // Times as the rows record them (seconds since 1970): "old" ended at 1000.
+  raw("UPDATE jobs SET finished = 1000 WHERE id IN (" + std::to_string(old_done.job) + "," +
+      std::to_string(old_cancelled.job) + ")");
+  raw("UPDATE jobs SET finished = 5000 WHERE id = " + std::to_string(recent.job));
+  raw("UPDATE jobs SET finished = 10 WHERE id = " + std::to_string(running.job));  // not final: never due
+  auto due = store->jobs_finished_before(2000);
+  ASSERT_TRUE(due.ok()) << due.error();
+  EXPECT_EQ(*due, (std::vector<uint64_t>{old_done.job, old_cancelled.job}));
+  EXPECT_EQ(store->jobs_finished_before(6000)->size(), 3u);
+  EXPECT_TRUE(store->jobs_finished_before(500)->empty());
+}
+
+TEST_F(JobStore, AssignmentNodeNamesWhoHeldEachEpoch) {
+  const auto job = submit({"/v/a.mp4"});
+  const uint64_t v = job.videos[0];
+  ASSERT_TRUE(store->assign(v, "n1", 1, 0).ok());
+  ASSERT_TRUE(store->requeue(v, 0, "node n1 lost").ok());
+  ASSERT_TRUE(store->assign(v, "n2", 2, 0).ok());
+  EXPECT_EQ(**store->assignment_node(v, 1), "n1");
+  EXPECT_EQ(**store->assignment_node(v, 2), "n2");
+  EXPECT_FALSE(store->assignment_node(v, 3)->has_value());
+  EXPECT_FALSE(store->assignment_node(v + 1, 1)->has_value());
+}
+
 }  // namespace
 }  // namespace framehive

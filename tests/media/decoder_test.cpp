@@ -324,3 +324,59 @@ INSTANTIATE_TEST_SUITE_P(
                       bad_input{"audio.m4a", media::media_errc::no_video_stream, "no video stream"},
                       bad_input{"ruined.avi", media::media_errc::damaged_stream, "damaged"}),
     [](const auto& info) { return std::string(media::to_string(info.param.code)); });
+
+// -- input policy -------------------------------------------------------------------
+
+TEST_F(Decoder, AProtocolOutsideTheAllowedListIsRefusedBeforeFFmpegOpensAnything) {
+  media::decoder_options o;
+  o.allowed_protocols = {"file", "http", "https", "rtsp"};
+  for (const std::string& url :
+       std::vector<std::string>{"tcp://127.0.0.1:1", "udp://127.0.0.1:9", "tls://x:1"}) {
+    auto dec = media::decoder::open(url, o);
+    ASSERT_FALSE(dec) << url;
+    EXPECT_EQ(dec.error().code, media::media_errc::refused) << dec.error().message();
+    EXPECT_NE(dec.error().message().find(url), std::string::npos) << dec.error().message();
+    EXPECT_NE(dec.error().message().find("is not in allowed-protocols (file, http, https, rtsp)"),
+              std::string::npos)
+        << dec.error().message();
+  }
+  o.allowed_protocols = {"http"};
+  auto local = media::decoder::open(clip("h264.mp4"), o);
+  ASSERT_FALSE(local);
+  EXPECT_NE(local.error().message().find("protocol 'file'"), std::string::npos) << local.error().message();
+}
+
+TEST_F(Decoder, WithOnlyTheFileProtocolAllowedLocalClipsStillDecodeAndSeek) {
+  media::decoder_options o;
+  o.allowed_protocols = {"file"};
+  o.start_frame = 40;  // seeking scans the packets through a second open
+  auto dec = media::decoder::open("file://" + clip("h264.mp4"), o);
+  ASSERT_TRUE(dec) << dec.error().message();
+  media::decoded_frame f;
+  auto step = (*dec)->next(f);
+  ASSERT_TRUE(step) << step.error().message();
+  EXPECT_EQ(f.index, 40);
+}
+
+TEST_F(Decoder, AColonInALocalPathNeverSelectsAnotherProtocol) {
+  const fs::path dir = fs::temp_directory_path() / ("fh-colon-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  fs::create_symlink(clip("h264.mp4"), dir / "concat:x.mp4");
+  const fs::path before = fs::current_path();
+  fs::current_path(dir);
+  media::decoder_options o;
+  o.allowed_protocols = {"file"};
+  auto dec = media::decoder::open("concat:x.mp4", o);  // a relative path, not FFmpeg's concat protocol
+  fs::current_path(before);
+  fs::remove_all(dir);
+  ASSERT_TRUE(dec) << dec.error().message();
+  EXPECT_EQ((*dec)->info().codec, "h264");
+}
+
+TEST(DecoderWhitelist, EachProtocolBringsWhatFFmpegOpensUnderneathOnce) {
+  EXPECT_EQ(media::ffmpeg_protocol_whitelist({"file", "http", "https", "rtsp"}),
+            "file,http,tcp,https,tls,rtsp,rtp,udp");
+  EXPECT_EQ(media::ffmpeg_protocol_whitelist({"file"}), "file");
+  EXPECT_EQ(media::ffmpeg_protocol_whitelist({"https"}), "https,tls,tcp");
+  EXPECT_EQ(media::ffmpeg_protocol_whitelist({}), "");
+}

@@ -8,3 +8,8 @@ framehive_add_test(worker_pool_test
   SOURCES node/worker_pool_test.cpp
   LIBS framehive::node
   TIMEOUT 30)
+
+framehive_add_test(input_policy_test
+  SOURCES node/input_policy_test.cpp
+  LIBS framehive::node
+  TIMEOUT 30)

@@ -375,6 +375,43 @@ TEST_F(VideoSupervisor, RolesWithoutAWorkerAreNeverHung) {
   EXPECT_TRUE(sup->on_tick().empty());
 }
 
+TEST_F(VideoSupervisor, ResultBatchesAreCheckedForSizeAnalyzerAndDecodedFrames) {
+  make();
+  result_batch b;
+  b.video = 7;
+  b.epoch = 3;
+  b.analyzer = "stats";
+  for (int64_t f = 0; f < 8; ++f)
+    b.frames.push_back(frame_result{f, f, "{}"});
+  EXPECT_FALSE(sup->check_batch(b, 32, 8)) << "a batch our consumers send";
+
+  auto too_big = b;
+  for (int64_t f = 8; f < 33; ++f)
+    too_big.frames.push_back(frame_result{f, f, "{}"});
+  auto r = sup->check_batch(too_big, 32, 100);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->code, errc::over_limit);
+  EXPECT_EQ(r->reason, "a result batch holds at most 32 frames, got 33");
+
+  auto stranger = b;
+  stranger.analyzer = "people";
+  r = sup->check_batch(stranger, 32, 8);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->code, errc::refused);
+  EXPECT_EQ(r->reason, "video 7 has no analyzer 'people'");
+
+  for (int64_t bad : {int64_t{8}, int64_t{-1}, int64_t{1} << 50}) {
+    auto out_of_range = b;
+    out_of_range.frames.back().frame = bad;
+    r = sup->check_batch(out_of_range, 32, 8);
+    ASSERT_TRUE(r) << bad;
+    EXPECT_EQ(r->code, errc::invalid_request);
+    EXPECT_NE(r->reason.find("frame " + std::to_string(bad) + " is outside video 7 (decoded so far: 8)"),
+              std::string::npos)
+        << r->reason;
+  }
+}
+
 TEST(VideoPhase, HasOneNamePerCase) {
   EXPECT_EQ(to_string(video_phase::probing), "probing");
   EXPECT_EQ(to_string(video_phase::running), "running");

@@ -53,14 +53,16 @@ class fake_launcher final : public worker_launcher {
 class WorkerPool : public ::testing::Test {
  protected:
   void make(uint32_t size, worker_pool_options o = {}) {
+    o.secret = secret;
     auto l = std::make_unique<fake_launcher>();
     launcher = l.get();
     pool = std::make_unique<worker_pool>(size, std::move(l), clock, o);
     pool->on_tick();  // starts every slot
   }
 
-  void hello(uint32_t index) { ASSERT_TRUE(pool->on_hello(index, pool->slots()[index].pid).ok()); }
+  void hello(uint32_t index) { ASSERT_TRUE(pool->on_hello(index, pool->slots()[index].pid, secret).ok()); }
 
+  const std::string secret = "5e3c7a1f0b9d4e2a";  ///< what the node handed its workers
   manual_clock clock;
   fake_launcher* launcher = nullptr;
   std::unique_ptr<worker_pool> pool;
@@ -80,7 +82,7 @@ TEST_F(WorkerPool, TheFirstTickStartsEverySlot) {
 
 TEST_F(WorkerPool, HelloFromTheStartedProcessMakesItReady) {
   make(2);
-  auto ok = pool->on_hello(1, 101);
+  auto ok = pool->on_hello(1, 101, secret);
   ASSERT_TRUE(ok.ok()) << ok.error();
   EXPECT_EQ(pool->slots()[1].state, actor_state::ready);
   EXPECT_TRUE(pool->is_ready(1));
@@ -89,12 +91,31 @@ TEST_F(WorkerPool, HelloFromTheStartedProcessMakesItReady) {
 
 TEST_F(WorkerPool, HelloWithAnotherPidOrSlotIsRefused) {
   make(2);
-  auto wrong_pid = pool->on_hello(0, 101);  // slot 1's pid
+  auto wrong_pid = pool->on_hello(0, 101, secret);  // slot 1's pid
   ASSERT_FALSE(wrong_pid.ok());
   EXPECT_NE(wrong_pid.error().find("was not started here"), std::string::npos) << wrong_pid.error();
-  EXPECT_FALSE(pool->on_hello(2, 102).ok()) << "no such slot";
+  EXPECT_FALSE(pool->on_hello(2, 102, secret).ok()) << "no such slot";
   EXPECT_EQ(pool->slots()[0].state, actor_state::starting);
   EXPECT_FALSE(pool->pick());
+}
+
+TEST_F(WorkerPool, HelloWithoutTheNodesSecretIsRefusedAndCountedEvenFromTheRightPid) {
+  make(2);
+  const uint32_t pid = pool->slots()[0].pid;
+  for (const std::string& forged :
+       std::vector<std::string>{std::string(), std::string("guess"), secret.substr(0, secret.size() - 1),
+                                secret + "0", std::string(secret.size(), '0')}) {
+    auto r = pool->on_hello(0, pid, forged);
+    ASSERT_FALSE(r.ok()) << "secret '" << forged << "' was accepted";
+    EXPECT_NE(r.error().find("worker secret"), std::string::npos) << r.error();
+    EXPECT_EQ(r.error().find(secret), std::string::npos) << "the refusal must not tell the secret";
+  }
+  EXPECT_EQ(pool->refused_hellos(), 5u);
+  EXPECT_EQ(pool->slots()[0].state, actor_state::starting);
+  EXPECT_FALSE(pool->pick()) << "a refused hello makes no worker ready";
+  ASSERT_TRUE(pool->on_hello(0, pid, secret).ok());
+  EXPECT_EQ(pool->refused_hellos(), 5u);
+  EXPECT_EQ(pool->pick(), 0u);
 }
 
 TEST_F(WorkerPool, RestartDelaysGrowAndCap) {
@@ -178,7 +199,7 @@ TEST_F(WorkerPool, AKilledWorkerIsNotPickedAndItsExitIsReportedOnce) {
   pool->kill(1);
   EXPECT_EQ(launcher->killed, std::set<uint32_t>{1});
   EXPECT_EQ(pool->slots()[1].state, actor_state::restarting);
-  EXPECT_FALSE(pool->on_hello(1, 101).ok()) << "a dying worker does not become ready again";
+  EXPECT_FALSE(pool->on_hello(1, 101, secret).ok()) << "a dying worker does not become ready again";
   EXPECT_EQ(pool->pick(), 0u);
   EXPECT_EQ(pool->pick(), 0u);
   auto exits = pool->on_tick();
@@ -198,6 +219,6 @@ TEST_F(WorkerPool, ARestartedWorkerAcceptsOnlyItsNewPid) {
   pool->on_tick();
   clock.advance(100ms);
   pool->on_tick();
-  EXPECT_FALSE(pool->on_hello(0, 100).ok()) << "the old process's pid";
-  EXPECT_TRUE(pool->on_hello(0, 101).ok());
+  EXPECT_FALSE(pool->on_hello(0, 100, secret).ok()) << "the old process's pid";
+  EXPECT_TRUE(pool->on_hello(0, 101, secret).ok());
 }
