@@ -36,6 +36,8 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using connect_to_atom = caf::atom_constant<caf::atom("connect")>;
 using challenge_atom = caf::atom_constant<caf::atom("challenge")>;
 using erase_atom = caf::atom_constant<caf::atom("erase")>;
+using fetch_atom = caf::atom_constant<caf::atom("fetch")>;
+using artifacts_atom = caf::atom_constant<caf::atom("artifacts")>;
 
 // -- errors -------------------------------------------------------------------------
 
@@ -393,6 +395,20 @@ typename Inspector::result_type inspect(Inspector& f, analyzer_results& x) {
   return f(caf::meta::type_name("analyzer_results"), x.analyzer, x.summary, x.result_nodes, x.frames);
 }
 
+/// One stored artifact of a job, as `results` lists it and `fetch` gets it.
+struct artifact_row {
+  uint64_t video = 0;
+  std::string analyzer;
+  std::string name;
+  uint64_t size = 0;
+  std::string sha256;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, artifact_row& x) {
+  return f(caf::meta::type_name("artifact_row"), x.video, x.analyzer, x.name, x.size, x.sha256);
+}
+
 struct video_results {
   uint64_t video = 0;
   std::string input;
@@ -403,12 +419,13 @@ struct video_results {
   int64_t frames_decoded = 0;
   int64_t decode_errors = 0;
   std::vector<analyzer_results> analyzers;
+  std::vector<artifact_row> artifacts;  ///< files its analyzers produced, in the coordinator's store
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, video_results& x) {
   return f(caf::meta::type_name("video_results"), x.video, x.input, x.state, x.node, x.error, x.frames_total,
-           x.frames_decoded, x.decode_errors, x.analyzers);
+           x.frames_decoded, x.decode_errors, x.analyzers, x.artifacts);
 }
 
 struct job_results {
@@ -467,6 +484,96 @@ struct cluster_nodes {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cluster_nodes& x) {
   return f(caf::meta::type_name("cluster_nodes"), x.nodes, x.refusals);
+}
+
+// -- blobs: uploads, node fetches, artifacts ---------------------------------------------
+// Bytes move through the coordinator's content-addressed store (SHA-256, hex):
+// a client uploads a local video in chunks, a node fetches it in chunks into
+// its cache, and a node sends every file a job produced (thumbnails, clips)
+// back the same way; users fetch those artifacts from anywhere. An uploaded
+// video's input is "blob:SHA256/NAME" (NAME: the file's name, for display).
+
+/// Size of one chunk on the wire.
+inline constexpr uint32_t blob_chunk_bytes = 1u << 20;
+
+/// A client wants to upload `size` bytes whose SHA-256 is `sha256`.
+struct upload_begin {
+  std::string sha256;
+  uint64_t size = 0;
+  std::string name;  ///< the local file name (bytes), for logs
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, upload_begin& x) {
+  return f(caf::meta::type_name("upload_begin"), x.sha256, x.size, x.name);
+}
+
+/// The coordinator's answer: the blob is already stored (`complete`: send
+/// nothing), or send from `offset` on (an interrupted upload of the same
+/// bytes resumes where it stopped).
+struct upload_offer {
+  uint64_t upload = 0;  ///< id of this upload session
+  uint64_t offset = 0;
+  bool complete = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, upload_offer& x) {
+  return f(caf::meta::type_name("upload_offer"), x.upload, x.offset, x.complete);
+}
+
+/// Bytes [offset, offset + data.size()) of an upload (replies the next offset).
+/// The last chunk completes it: the store checks size and hash and only then
+/// makes the blob visible; a mismatch discards it with an error.
+struct upload_chunk {
+  uint64_t upload = 0;
+  uint64_t offset = 0;
+  std::vector<char> data;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, upload_chunk& x) {
+  return f(caf::meta::type_name("upload_chunk"), x.upload, x.offset, x.data);
+}
+
+/// Bytes of a stored blob (video or artifact), from (fetch_atom, sha256, offset).
+struct blob_chunk {
+  uint64_t size = 0;  ///< of the whole blob
+  uint64_t offset = 0;
+  std::vector<char> data;  ///< at most blob_chunk_bytes; empty at the end
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, blob_chunk& x) {
+  return f(caf::meta::type_name("blob_chunk"), x.size, x.offset, x.data);
+}
+
+/// A node sends a file one of its analyzers produced, in chunks (replies the
+/// next offset); the chunk that reaches `total` completes it.
+struct artifact_chunk {
+  uint64_t video = 0;
+  uint64_t epoch = 0;
+  std::string analyzer;
+  std::string name;  ///< file name, unique per (video, analyzer)
+  uint64_t total = 0;
+  uint64_t offset = 0;
+  std::vector<char> data;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, artifact_chunk& x) {
+  return f(caf::meta::type_name("artifact_chunk"), x.video, x.epoch, x.analyzer, x.name, x.total, x.offset,
+           x.data);
+}
+
+struct job_artifacts {
+  uint64_t job = 0;
+  std::vector<artifact_row> artifacts;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_artifacts& x) {
+  return f(caf::meta::type_name("job_artifacts"), x.job, x.artifacts);
 }
 
 // -- node <-> worker ----------------------------------------------------------------------------
@@ -568,6 +675,11 @@ using coordinator_actor = caf::typed_actor<
     caf::replies_to<job_spec>::with<uint64_t>,
     caf::replies_to<challenge_atom>::with<std::string>,
     caf::replies_to<erase_atom, uint64_t>::with<caf::ok_atom>,
+    caf::replies_to<upload_begin>::with<upload_offer>,
+    caf::replies_to<upload_chunk>::with<uint64_t>,
+    caf::replies_to<fetch_atom, std::string, uint64_t>::with<blob_chunk>,
+    caf::replies_to<artifact_chunk>::with<uint64_t>,
+    caf::replies_to<artifacts_atom, uint64_t>::with<job_artifacts>,
     caf::replies_to<status_atom>::with<cluster_status>,
     caf::replies_to<status_atom, uint64_t>::with<job_status>,
     caf::replies_to<results_atom, uint64_t, bool>::with<job_results>,
@@ -624,6 +736,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(framehive, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(framehive, (framehive::node_row))
   CAF_ADD_TYPE_ID(framehive, (framehive::cluster_nodes))
   CAF_ADD_TYPE_ID(framehive, (framehive::refusal_count))
+  CAF_ADD_TYPE_ID(framehive, (framehive::upload_begin))
+  CAF_ADD_TYPE_ID(framehive, (framehive::upload_offer))
+  CAF_ADD_TYPE_ID(framehive, (framehive::upload_chunk))
+  CAF_ADD_TYPE_ID(framehive, (framehive::blob_chunk))
+  CAF_ADD_TYPE_ID(framehive, (framehive::artifact_chunk))
+  CAF_ADD_TYPE_ID(framehive, (framehive::artifact_row))
+  CAF_ADD_TYPE_ID(framehive, (framehive::job_artifacts))
   CAF_ADD_TYPE_ID(framehive, (framehive::worker_actor))
   CAF_ADD_TYPE_ID(framehive, (framehive::node_port_actor))
   CAF_ADD_TYPE_ID(framehive, (framehive::node_actor))

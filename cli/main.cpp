@@ -1,7 +1,8 @@
 // framehive: the command line of the cluster.
 //
 //   framehive [--coordinator HOST:PORT] [--tls.ca FILE --tls.cert FILE --tls.key FILE] COMMAND ...
-//     submit VIDEO... --analyzers a,b [--stride K] [--wait] [--json]
+//     submit VIDEO... --analyzers a,b [--stride K] [--wait] [--json] [--node-visible]
+//     fetch JOB [--out DIR] [--json]   (the job's artifacts, into DIR/video-V/ANALYZER/NAME)
 //     status [JOB] [--json]       nodes [--json]       cancel JOB [--json]
 //     results JOB [--json] [--frames]
 //     tree [--json] [--watch]
@@ -17,7 +18,9 @@
 // certs errors); 3 coordinator unreachable; 4 no such job; 5 the coordinator
 // did not answer in time; 6 refused by the coordinator's TLS or
 // authentication (no certificate, one of another CA, plaintext against TLS or
-// TLS against plaintext).
+// TLS against plaintext); 7 the job has no artifacts to fetch; 8 a local
+// file could not be uploaded or an artifact not written (the message names
+// the file and the cause).
 
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -43,6 +46,7 @@
 #include "caf/openssl/all.hpp"
 #include "analysis/catalog.hpp"
 #include "cli/render.hpp"
+#include "cli/transfer.hpp"
 #include "common/identity.hpp"
 #include "common/text.hpp"
 
@@ -51,7 +55,17 @@ using json = nlohmann::json;
 
 namespace {
 
-enum exit_code { ok = 0, job_failed = 1, usage = 2, unreachable = 3, not_found = 4, timed_out = 5, refused = 6 };
+enum exit_code {
+  ok = 0,
+  job_failed = 1,
+  usage = 2,
+  unreachable = 3,
+  not_found = 4,
+  timed_out = 5,
+  refused = 6,
+  no_artifacts = 7,
+  transfer_failed = 8,
+};
 
 /// CAF's blocking remote_actor has no deadline of its own; this bounds it.
 constexpr auto connect_deadline = std::chrono::seconds(15);
@@ -123,7 +137,7 @@ int explain_connect_error(const caf::error& e, const std::string& address, bool 
 }
 
 /// A connection to the coordinator with finite timeouts on every request.
-class session {
+class session : public cli::blob_peer {
  public:
   session(const std::string& address, const tls_files& tls) {
     register_protocol(cfg_);
@@ -145,21 +159,33 @@ class session {
     coord_ = *c;
   }
 
+  /// Sends a request and returns the reply or the error.
+  template <class T, class... Ts>
+  caf::expected<T> request(Ts&&... xs) {
+    caf::scoped_actor self{*sys_};
+    caf::expected<T> out{caf::error{}};
+    self->request(coord_, std::chrono::seconds(30), std::forward<Ts>(xs)...)
+        .receive([&](T& x) { out = std::move(x); }, [&](caf::error& e) { out = std::move(e); });
+    return out;
+  }
+
   /// Sends a request and returns the reply; on error prints it and exits.
   template <class T, class... Ts>
   T ask(Ts&&... xs) {
-    caf::scoped_actor self{*sys_};
-    T out{};
-    int code = -1;
-    self->request(coord_, std::chrono::seconds(30), std::forward<Ts>(xs)...)
-        .receive([&](T& x) { out = std::move(x); code = ok; },
-                 [&](caf::error& e) {
-                   std::cerr << "framehive: " << describe(e) << "\n";
-                   code = exit_code_of(e);
-                 });
-    if (code != ok)
-      std::exit(code);
-    return out;
+    auto out = request<T>(std::forward<Ts>(xs)...);
+    if (!out) {
+      std::cerr << "framehive: " << describe(out.error()) << "\n";
+      std::exit(exit_code_of(out.error()));
+    }
+    return std::move(*out);
+  }
+
+  // -- blob_peer: the data path's requests --
+
+  caf::expected<upload_offer> begin(const upload_begin& x) override { return request<upload_offer>(x); }
+  caf::expected<uint64_t> send(upload_chunk x) override { return request<uint64_t>(std::move(x)); }
+  caf::expected<blob_chunk> fetch(const std::string& sha256, uint64_t offset) override {
+    return request<blob_chunk>(fetch_atom::value, sha256, offset);
   }
 
  private:
@@ -170,7 +196,11 @@ class session {
     return sys_->middleman().remote_actor<coordinator_actor>(host, port);
   }
 
+ public:
+  /// The exit code for an error the coordinator answered.
   static int exit_code_of(const caf::error& e) {
+    if (!e)
+      return unreachable;
     if (e == caf::sec::request_timeout)
       return timed_out;
     if (e.category() != caf::atom("framehive"))
@@ -185,6 +215,7 @@ class session {
     }
   }
 
+ private:
   cli_config cfg_;
   std::optional<caf::actor_system> sys_;
   coordinator_actor coord_;
@@ -219,6 +250,15 @@ void print_status_table(const std::vector<job_status>& jobs) {
   }
 }
 
+void print_artifacts(const std::vector<artifact_row>& rows) {
+  if (rows.empty())
+    return;
+  std::printf("    %-11s %10s  %-64s  %s\n", "ARTIFACTS", "BYTES", "SHA256", "NAME");
+  for (const auto& a : rows)
+    std::printf("    %-11s %10llu  %-64s  %s\n", shown(a.analyzer).c_str(), static_cast<unsigned long long>(a.size),
+                shown(a.sha256).c_str(), shown(a.name).c_str());
+}
+
 void print_results(const job_results& r) {
   std::printf("job %llu: %s\n", static_cast<unsigned long long>(r.job), to_string(r.state).c_str());
   for (const auto& v : r.videos) {
@@ -240,6 +280,7 @@ void print_results(const job_results& r) {
                   static_cast<unsigned long long>(a.summary.frames_processed), a.summary.mean_ms, a.summary.p95_ms,
                   s.c_str());
     }
+    print_artifacts(v.artifacts);
   }
 }
 
@@ -320,11 +361,65 @@ int wait_for_job(session& s, uint64_t job, bool as_json) {
 
 // -- the commands -----------------------------------------------------------------------
 
+/// Exits with the error of a transfer: the coordinator's code if it refused,
+/// transfer_failed if the problem is on this machine.
+[[noreturn]] void fail_transfer(const cli::transfer_error& e) {
+  std::cerr << "framehive: " << e.message << "\n";
+  std::exit(e.cause ? session::exit_code_of(e.cause) : transfer_failed);
+}
+
+/// Every local file is checked and hashed before the first byte is uploaded,
+/// so a bad file among several fails the submit before anything is sent.
+std::vector<cli::local_video> prepare_uploads(const std::vector<std::string>& inputs) {
+  std::vector<cli::local_video> out;
+  for (const auto& in : inputs) {
+    if (is_url(in))
+      continue;
+    auto v = cli::prepare_upload(in);
+    if (!v)
+      fail_transfer(v.error());
+    out.push_back(std::move(*v));
+  }
+  return out;
+}
+
+/// The job's inputs: URLs as given; local files uploaded ("blob:SHA/NAME"), or
+/// with `node_visible` as absolute paths the node opens itself (a shared mount).
+std::vector<std::string> resolve_inputs(session& s, const std::vector<std::string>& inputs, bool node_visible,
+                                        bool as_json) {
+  std::vector<std::string> out;
+  if (node_visible) {
+    for (const auto& in : inputs)
+      out.push_back(is_url(in) ? in : std::filesystem::absolute(in).lexically_normal().string());
+    return out;
+  }
+  const auto uploads = prepare_uploads(inputs);
+  const bool tty = isatty(STDERR_FILENO) && !as_json;
+  std::size_t next = 0;
+  for (const auto& in : inputs) {
+    if (is_url(in)) {
+      out.push_back(in);
+      continue;
+    }
+    const auto& v = uploads[next++];
+    auto up = cli::upload(s, v, tty);
+    if (!up)
+      fail_transfer(up.error());
+    if (up->already_stored)
+      std::cerr << "framehive: " << shown(v.path) << ": already stored (sha256 " << v.sha256
+                << "), nothing uploaded\n";
+    else if (!as_json)
+      std::cerr << "framehive: " << shown(v.path) << ": uploaded " << up->bytes_sent << " bytes (sha256 "
+                << v.sha256 << ")\n";
+    out.push_back(up->input);
+  }
+  return out;
+}
+
 int run_submit(session& s, const std::vector<std::string>& inputs, const std::vector<std::string>& analyzers,
-               uint32_t stride, bool wait, bool as_json) {
+               uint32_t stride, bool wait, bool as_json, bool node_visible) {
   job_spec spec;
-  for (const auto& in : inputs)
-    spec.inputs.push_back(is_url(in) ? in : std::filesystem::absolute(in).lexically_normal().string());
+  spec.inputs = resolve_inputs(s, inputs, node_visible, as_json);
   spec.analyzers = analyzers;
   spec.stride = stride;
   const uint64_t id = s.ask<uint64_t>(spec);
@@ -338,6 +433,38 @@ int run_submit(session& s, const std::vector<std::string>& inputs, const std::ve
   if (!as_json)
     std::cout << "job " << id << "\n";
   return wait_for_job(s, id, as_json);
+}
+
+std::string default_fetch_dir(uint64_t job) { return "framehive-" + std::to_string(job); }
+
+int run_fetch(session& s, uint64_t job, std::string dir, bool as_json) {
+  auto list = s.ask<job_artifacts>(artifacts_atom::value, job);
+  if (list.artifacts.empty()) {
+    std::cerr << "framehive: job " << job << " has no artifacts to fetch\n";
+    return no_artifacts;
+  }
+  if (dir.empty())
+    dir = default_fetch_dir(job);
+  if (auto ready = cli::prepare_output_dir(dir); !ready) {
+    std::cerr << "framehive: " << ready.error() << "\n";
+    return transfer_failed;
+  }
+  const bool tty = isatty(STDERR_FILENO) && !as_json;
+  json files = json::array();
+  for (const auto& row : list.artifacts) {
+    auto f = cli::fetch_artifact(s, row, dir, tty);
+    if (!f)
+      fail_transfer(f.error());
+    files.push_back({{"path", shown(f->path)}, {"size", f->size}, {"sha256", row.sha256}, {"video", row.video},
+                     {"analyzer", shown(row.analyzer)}, {"name", shown(row.name)}});
+    if (!as_json)
+      std::cout << shown(f->path) << "  " << f->size << " bytes\n";
+  }
+  if (as_json)
+    std::cout << cli::dump(json{{"job", job}, {"dir", shown(dir)}, {"files", std::move(files)}}) << "\n";
+  else
+    std::cout << list.artifacts.size() << " artifacts of job " << job << " in " << shown(dir) << "\n";
+  return ok;
 }
 
 int run_status(session& s, uint64_t job, bool as_json) {
@@ -453,6 +580,8 @@ struct arguments {
   bool wait = false;
   bool frames = false;
   bool watch = false;
+  bool node_visible = false;
+  std::string out_dir;
   std::string dir;
   std::string name;
   std::string role;
@@ -499,8 +628,15 @@ std::vector<command> add_job_commands(CLI::App& app, arguments& a) {
       ->delimiter(',');
   submit->add_option("--stride", a.stride, "analyse every k-th frame")->check(CLI::PositiveNumber);
   submit->add_flag("--wait", a.wait, "wait for the job, showing progress; exit 1 if it failed");
-  out.emplace_back(submit,
-                   [&a](session& s) { return run_submit(s, a.inputs, a.analyzers, a.stride, a.wait, a.as_json); });
+  submit->add_flag("--node-visible,--shared", a.node_visible,
+                   "do not upload: send local paths as absolute paths the node opens itself (a shared mount)");
+  out.emplace_back(submit, [&a](session& s) {
+    return run_submit(s, a.inputs, a.analyzers, a.stride, a.wait, a.as_json, a.node_visible);
+  });
+  auto* fetch = app.add_subcommand("fetch", "download a job's artifacts (exit 7 if it has none)");
+  fetch->add_option("job", a.job, "job id")->required();
+  fetch->add_option("--out,-o", a.out_dir, "folder (default ./framehive-JOB); files go to video-V/ANALYZER/NAME");
+  out.emplace_back(fetch, [&a](session& s) { return run_fetch(s, a.job, a.out_dir, a.as_json); });
   auto* cancel = app.add_subcommand("cancel", "cancel a job");
   cancel->add_option("job", a.job, "job id")->required();
   out.emplace_back(cancel, [&a](session& s) { return run_cancel(s, a.job, a.as_json); });

@@ -126,6 +126,10 @@ json to_json(const job_results& x, bool with_frames) {
             {"analyzers", json::object()}};
     for (const auto& a : v.analyzers)
       jv["analyzers"][text(a.analyzer)] = analyzer_json(a, with_frames);
+    jv["artifacts"] = json::array();
+    for (const auto& a : v.artifacts)
+      jv["artifacts"].push_back(
+          {{"analyzer", text(a.analyzer)}, {"name", text(a.name)}, {"size", a.size}, {"sha256", text(a.sha256)}});
     videos.push_back(std::move(jv));
   }
   return {{"job", x.job}, {"state", to_string(x.state)}, {"videos", std::move(videos)}};

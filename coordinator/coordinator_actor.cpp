@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
+#include <tuple>
 
 #include <spdlog/spdlog.h>
 
@@ -69,6 +71,14 @@ struct node_link {
   node_status status;  ///< its last report of its part of the tree
 };
 
+/// An artifact in transit: (video, epoch, analyzer, name).
+using artifact_key = std::tuple<uint64_t, uint64_t, std::string, std::string>;
+
+struct artifact_upload {
+  uint64_t session = 0;  ///< in the blob store
+  uint64_t total = 0;
+};
+
 struct coordinator_state {
   static inline const char* name = "coordinator";
   std::unique_ptr<job_store> store;
@@ -80,6 +90,9 @@ struct coordinator_state {
   std::map<std::string, node_link> nodes;
   std::map<caf::actor_addr, std::string> names;  ///< each registered node actor's name
   uint64_t next_sweep_ns = 0;                    ///< retention: when to look again
+  std::unique_ptr<blob_store> blobs;             ///< uploads and artifacts; may be null
+  std::set<uint64_t> client_uploads;             ///< blob sessions opened by upload_begin
+  std::map<artifact_key, artifact_upload> artifact_uploads;
 };
 
 using coord_ptr = coordinator_actor::stateful_pointer<coordinator_state>;
@@ -375,6 +388,39 @@ caf::result<job_status> handle_cancel(coord_ptr self, uint64_t job) {
   return job_status_reply(self, job);
 }
 
+/// Erases a finished job, then the blobs (its artifacts, its uploaded
+/// inputs) that no other job names. false if there is no such job.
+store_result<bool> erase_job_and_blobs(coordinator_state& st, uint64_t job) {
+  std::vector<std::string> shas;
+  if (st.blobs) {
+    auto artifacts = st.store->artifacts_of(job);
+    if (!artifacts)
+      return artifacts.error();
+    for (const auto& a : *artifacts)
+      shas.push_back(a.sha256);
+    auto videos = st.store->videos_of(job);
+    if (!videos)
+      return videos.error();
+    constexpr std::string_view prefix = "blob:";
+    for (const auto& v : *videos)
+      if (v.input.compare(0, prefix.size(), prefix) == 0)
+        shas.push_back(v.input.substr(prefix.size(), 64));
+  }
+  auto erased = st.store->erase_job(job);
+  if (!erased || !*erased)
+    return erased;
+  std::sort(shas.begin(), shas.end());
+  shas.erase(std::unique(shas.begin(), shas.end()), shas.end());
+  for (const auto& sha : shas) {
+    auto used = st.store->blob_referenced(sha);
+    if (!used)
+      spdlog::error("coordinator: blob {} of erased job {} kept: {}", sha, job, used.error());
+    else if (!*used)
+      st.blobs->remove(sha);
+  }
+  return true;
+}
+
 constexpr bool is_final(job_state s) noexcept {
   return s == job_state::done || s == job_state::failed || s == job_state::cancelled;
 }
@@ -390,7 +436,7 @@ caf::result<caf::ok_atom> handle_erase(coord_ptr self, uint64_t job) {
   if (!is_final(**state))
     return make_error(errc::invalid_request, "job " + std::to_string(job) + " is " + to_string(**state) +
                                                  "; cancel it before erasing it");
-  auto erased = store.erase_job(job);
+  auto erased = erase_job_and_blobs(self->state, job);
   if (!erased)
     return storage_error(erased.error());
   if (!*erased)
@@ -421,7 +467,7 @@ bool sweep(coord_ptr self) {
   }
   std::size_t erased = 0;
   for (std::size_t i = 0; i < ids->size() && i < max_erased_per_sweep; ++i) {
-    auto r = st.store->erase_job((*ids)[i]);
+    auto r = erase_job_and_blobs(st, (*ids)[i]);
     if (!r)
       spdlog::error("coordinator: retention: job {}: {}", (*ids)[i], r.error());
     else
@@ -440,6 +486,9 @@ void sweep_if_due(coord_ptr self) {
   const uint64_t now = st.clock.now_ns();
   if (now < st.next_sweep_ns)
     return;
+  if (st.blobs)
+    if (const std::size_t n = st.blobs->remove_stale(); n > 0)
+      spdlog::info("coordinator: removed {} uploads idle for too long", n);
   const auto next =
       sweep(self) ? std::chrono::nanoseconds(sweep_again) : std::chrono::nanoseconds(sweep_interval);
   st.next_sweep_ns = now + static_cast<uint64_t>(next.count());
@@ -693,6 +742,139 @@ caf::result<caf::ok_atom> handle_report(coord_ptr self, const video_report& r) {
   return caf::ok_atom::value;
 }
 
+// -- blobs: uploads, fetches, artifacts ----------------------------------------------------
+
+caf::error blob_refused(coord_ptr self, const blob_error& e, const std::string& what) {
+  if (e.code == errc::internal)
+    spdlog::error("coordinator: {} from {}: {}", what, peer_of(self), e.message);
+  else
+    spdlog::warn("coordinator: refused {} from {}: {}", what, peer_of(self), e.message);
+  return make_error(e.code, e.message);
+}
+
+caf::error no_blob_store() {
+  return make_error(errc::invalid_request, "this coordinator has no blob store");
+}
+
+caf::result<upload_offer> handle_upload_begin(coord_ptr self, const upload_begin& b) {
+  auto& st = self->state;
+  if (!st.blobs)
+    return no_blob_store();
+  const std::string what =
+      "an upload of " + std::to_string(b.size) + " bytes (" + b.sha256.substr(0, 80) + ")";
+  auto r = st.blobs->begin(b.sha256, b.size);
+  if (!r)
+    return blob_refused(self, r.error(), what);
+  upload_offer offer{r->upload, r->offset, r->complete};
+  if (r->complete) {
+    spdlog::info("coordinator: upload of {} ({}): already stored", b.sha256, b.name.substr(0, 255));
+    return offer;
+  }
+  st.client_uploads.insert(r->upload);
+  spdlog::info("coordinator: upload {} of {} ({}, {} bytes) from {} starts at byte {}", r->upload, b.sha256,
+               b.name.substr(0, 255), b.size, peer_of(self), r->offset);
+  return offer;
+}
+
+caf::result<uint64_t> handle_upload_chunk(coord_ptr self, const upload_chunk& c) {
+  auto& st = self->state;
+  if (!st.blobs)
+    return no_blob_store();
+  const std::string what = "a chunk of upload " + std::to_string(c.upload);
+  // Only sessions that upload_begin opened: artifact sessions live in the
+  // same store, and a client must not write into one.
+  if (st.client_uploads.count(c.upload) == 0)
+    return blob_refused(
+        self, blob_error{errc::not_found, "no upload session " + std::to_string(c.upload) + "; begin again"},
+        what);
+  auto r = st.blobs->write(c.upload, c.offset, c.data.data(), c.data.size());
+  if (!st.blobs->active(c.upload))
+    st.client_uploads.erase(c.upload);
+  if (!r)
+    return blob_refused(self, r.error(), what);
+  if (r->complete)
+    spdlog::info("coordinator: upload {} complete: blob {} ({} bytes)", c.upload, r->sha256, r->offset);
+  return r->offset;
+}
+
+caf::result<blob_chunk> handle_fetch(coord_ptr self, const std::string& sha256, uint64_t offset) {
+  if (!self->state.blobs)
+    return no_blob_store();
+  auto r = self->state.blobs->read(sha256, offset);
+  if (!r)
+    return make_error(r.error().code, r.error().message);
+  return std::move(*r);
+}
+
+/// An artifact's name becomes a file name on the user's machine: one plain name, no path.
+bool is_plain_name(const std::string& name) {
+  return !name.empty() && name.size() <= 255 && name != "." && name != ".." &&
+         name.find_first_of(std::string("/\\\0", 3)) == std::string::npos;
+}
+
+caf::result<uint64_t> handle_artifact_chunk(coord_ptr self, const artifact_chunk& c) {
+  auto& st = self->state;
+  if (!st.blobs)
+    return no_blob_store();
+  const std::string what = "artifact " + c.analyzer + "/" + c.name.substr(0, 255) + " of video " +
+                           std::to_string(c.video) + " epoch " + std::to_string(c.epoch);
+  auto holder = check_holder(self, c.video, c.epoch, what, false);
+  if (!holder)
+    return holder.error();
+  auto row = st.store->video(c.video);
+  if (!row)
+    return storage_error(row.error());
+  if (!*row)
+    return blob_refused(self, blob_error{errc::not_found, "no such video"}, what);
+  const auto& analyzers = (*row)->analyzers;
+  if (std::find(analyzers.begin(), analyzers.end(), c.analyzer) == analyzers.end())
+    return blob_refused(self, blob_error{errc::invalid_request, "the video has no analyzer " + c.analyzer},
+                        what);
+  if (!is_plain_name(c.name))
+    return blob_refused(
+        self, blob_error{errc::invalid_request, "not a plain file name (1-255 bytes, no / or NUL)"}, what);
+  const artifact_key key{c.video, c.epoch, c.analyzer, c.name};
+  auto it = st.artifact_uploads.find(key);
+  if (c.offset == 0) {  // a first chunk (again, if the node started over)
+    if (it != st.artifact_uploads.end())
+      st.blobs->abort(it->second.session);
+    auto b = st.blobs->begin_unnamed(c.total);
+    if (!b)
+      return blob_refused(self, b.error(), what);
+    it = st.artifact_uploads.insert_or_assign(key, artifact_upload{b->upload, c.total}).first;
+  } else if (it == st.artifact_uploads.end() || it->second.total != c.total) {
+    return blob_refused(self, blob_error{errc::not_found, "no upload of it in progress; send it from byte 0"},
+                        what);
+  }
+  const uint64_t session = it->second.session;
+  auto w = st.blobs->write(session, c.offset, c.data.data(), c.data.size());
+  if (!st.blobs->active(session))
+    st.artifact_uploads.erase(it);
+  if (!w)
+    return blob_refused(self, w.error(), what);
+  if (!w->complete)
+    return w->offset;
+  if (auto r =
+          st.store->put_artifact((*row)->job, artifact_row{c.video, c.analyzer, c.name, c.total, w->sha256});
+      !r)
+    return storage_error(r.error());
+  spdlog::info("coordinator: stored {} ({} bytes, blob {}) from node {}", what, c.total, w->sha256, **holder);
+  return w->offset;
+}
+
+caf::result<job_artifacts> handle_artifacts(coord_ptr self, uint64_t job) {
+  auto& store = *self->state.store;
+  auto state = store.state_of_job(job);
+  if (!state)
+    return storage_error(state.error());
+  if (!*state)
+    return no_job(job);
+  auto rows = store.artifacts_of(job);
+  if (!rows)
+    return storage_error(rows.error());
+  return job_artifacts{job, std::move(*rows)};
+}
+
 // -- start ------------------------------------------------------------------------------------
 
 /// Videos unfinished at the last stop: queued ones queue again, running ones
@@ -716,11 +898,17 @@ void restore(coord_ptr self) {
   carry_out(self, st.sched->restore(videos));
 }
 
-coordinator_actor::behavior_type coordinator(coord_ptr self,
-                                             const std::shared_ptr<std::unique_ptr<job_store>>& holder,
+/// What the coordinator owns, moved into its state (spawn arguments must be copyable).
+struct coordinator_parts {
+  std::unique_ptr<job_store> store;
+  std::unique_ptr<blob_store> blobs;
+};
+
+coordinator_actor::behavior_type coordinator(coord_ptr self, const std::shared_ptr<coordinator_parts>& parts,
                                              const coordinator_options& options) {
   auto& st = self->state;
-  st.store = std::move(*holder);
+  st.store = std::move(parts->store);
+  st.blobs = std::move(parts->blobs);
   st.options = options;
   st.resume = std::make_unique<store_resume_points>(*st.store);
   st.sched = std::make_unique<scheduler>(st.clock, *st.resume);
@@ -767,6 +955,21 @@ coordinator_actor::behavior_type coordinator(coord_ptr self,
       [self](video_report& r) {
         return guarded("coordinator: report", [&] { return handle_report(self, r); });
       },
+      [self](upload_begin& b) {
+        return guarded("coordinator: upload begin", [&] { return handle_upload_begin(self, b); });
+      },
+      [self](upload_chunk& c) {
+        return guarded("coordinator: upload chunk", [&] { return handle_upload_chunk(self, c); });
+      },
+      [self](fetch_atom, std::string& sha256, uint64_t offset) {
+        return guarded("coordinator: fetch", [&] { return handle_fetch(self, sha256, offset); });
+      },
+      [self](artifact_chunk& c) {
+        return guarded("coordinator: artifact chunk", [&] { return handle_artifact_chunk(self, c); });
+      },
+      [self](artifacts_atom, uint64_t job) {
+        return guarded("coordinator: artifacts", [&] { return handle_artifacts(self, job); });
+      },
       [self](node_status& s) { guarded("coordinator: node status", [&] { handle_node_status(self, s); }); },
       [self](tick_atom) { guarded("coordinator: tick", [&] { handle_tick(self); }); },
   };
@@ -775,11 +978,11 @@ coordinator_actor::behavior_type coordinator(coord_ptr self,
 }  // namespace
 
 coordinator_actor spawn_coordinator(caf::actor_system& sys, std::unique_ptr<job_store> store,
-                                    coordinator_options options) {
-  // The store moves into the actor's state through a shared holder (spawn
+                                    coordinator_options options, std::unique_ptr<blob_store> blobs) {
+  // The stores move into the actor's state through a shared holder (spawn
   // arguments must be copyable).
-  auto holder = std::make_shared<std::unique_ptr<job_store>>(std::move(store));
-  return sys.spawn<caf::detached>(coordinator, std::move(holder), std::move(options));
+  auto parts = std::make_shared<coordinator_parts>(coordinator_parts{std::move(store), std::move(blobs)});
+  return sys.spawn<caf::detached>(coordinator, std::move(parts), std::move(options));
 }
 
 }  // namespace framehive

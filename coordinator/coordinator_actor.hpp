@@ -4,6 +4,7 @@
 #include <string>
 
 #include "actors/messages.hpp"
+#include "coordinator/blob_store.hpp"
 #include "coordinator/job_store.hpp"
 
 namespace framehive {
@@ -30,6 +31,9 @@ struct coordinator_options {
 };
 
 /// Spawns the coordinator on its own thread (it writes SQLite synchronously).
+/// `blobs` holds uploads and artifacts (without one, blob requests are
+/// refused); an artifact's blob is removed when the last job naming it is
+/// erased, and so is an uploaded video's.
 /// Results, reports and status count only from the actor that registered as
 /// the node holding the assignment; without `options.tls_ca` any peer may
 /// register under a name no live node holds (it logs that once). Finished
@@ -39,6 +43,7 @@ struct coordinator_options {
 /// for their node to re-register and claim them, then queue again with a new
 /// epoch from their lowest watermark.
 coordinator_actor spawn_coordinator(caf::actor_system& sys, std::unique_ptr<job_store> store,
-                                    coordinator_options options = {});
+                                    coordinator_options options = {},
+                                    std::unique_ptr<blob_store> blobs = nullptr);
 
 }  // namespace framehive

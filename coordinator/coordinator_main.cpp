@@ -18,6 +18,7 @@
 #include "actors/messages.hpp"
 #include "caf/io/all.hpp"
 #include "caf/openssl/all.hpp"
+#include "coordinator/blob_store.hpp"
 #include "coordinator/coordinator_actor.hpp"
 #include "coordinator/job_store.hpp"
 #include "shm/ring_layout.hpp"
@@ -31,15 +32,20 @@ struct coordinator_config : caf::actor_system_config {
   bool insecure = false;
   framehive::tls_files tls;
   framehive::coordinator_limits limits;
+  framehive::blob_limits storage;
   uint64_t max_node_shm_gb = limits.max_node_shm_bytes >> 30;
   coordinator_config() {
     opt_group{custom_options_, "global"}
         .add(port, "port,p", "TCP port for nodes and the CLI")
         .add(bind, "bind", "address to listen on (127.0.0.1: this machine only; 0.0.0.0: all; needs TLS or --insecure)")
-        .add(data_dir, "data-dir", "folder of the job store (SQLite)")
+        .add(data_dir, "data-dir", "folder of the job store (SQLite) and the blob store (blobs/)")
         .add(insecure, "insecure", "allow --bind beyond loopback WITHOUT TLS: anyone reaching the port owns the cluster");
     framehive::add_tls_options(custom_options_, tls);
     add_limit_options();
+    opt_group{custom_options_, "storage"}
+        .add(storage.max_blob_bytes, "max-blob-bytes", "one uploaded video or artifact, in bytes")
+        .add(storage.max_store_bytes, "max-store-bytes",
+             "all stored blobs plus uploads in progress, in bytes (data-dir/blobs)");
     framehive::configure_network(*this);
   }
 
@@ -133,10 +139,16 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  auto blobs = framehive::blob_store::open(cfg.data_dir, cfg.storage);
+  if (!blobs) {
+    spdlog::error("{}", blobs.error());
+    return 1;
+  }
+
   framehive::block_shutdown_signals();
 
   caf::actor_system sys{cfg};
-  auto coord = framehive::spawn_coordinator(sys, std::move(*store), cfg.options());
+  auto coord = framehive::spawn_coordinator(sys, std::move(*store), cfg.options(), std::move(*blobs));
   auto port = listen(sys, coord, cfg, address);
   if (!port) {
     spdlog::error("cannot listen on {}:{}: {}", address, cfg.port, sys.render(port.error()));

@@ -42,6 +42,11 @@ CREATE TABLE IF NOT EXISTS events(
   id INTEGER PRIMARY KEY, ts REAL, job INTEGER, video INTEGER, kind TEXT, message TEXT);
 CREATE INDEX IF NOT EXISTS events_by_job ON events(job);
 CREATE INDEX IF NOT EXISTS jobs_by_state_finished ON jobs(state, finished);
+CREATE TABLE IF NOT EXISTS artifacts(
+  job INTEGER NOT NULL, video INTEGER NOT NULL, analyzer TEXT NOT NULL, name BLOB NOT NULL,
+  size INTEGER NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY(video, analyzer, name));
+CREATE INDEX IF NOT EXISTS artifacts_by_job ON artifacts(job);
+CREATE INDEX IF NOT EXISTS artifacts_by_sha ON artifacts(sha256);
 )sql";
 
 constexpr const char* sql_insert_job =
@@ -111,7 +116,17 @@ constexpr const char* sql_jobs_finished_before =
     "SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND finished IS NOT NULL "
     "AND finished < ? ORDER BY finished, id";
 // Erasing a job: what hangs off its videos first, then the videos, its events, the job.
+constexpr const char* sql_put_artifact =
+    "INSERT OR REPLACE INTO artifacts(job, video, analyzer, name, size, sha256) VALUES(?, ?, ?, ?, ?, ?)";
+constexpr const char* sql_artifacts_of_job =
+    "SELECT video, analyzer, name, size, sha256 FROM artifacts WHERE job = ? ORDER BY video, analyzer, name";
+constexpr const char* sql_artifacts_of_video =
+    "SELECT video, analyzer, name, size, sha256 FROM artifacts WHERE video = ? ORDER BY analyzer, name";
+constexpr const char* sql_blob_referenced =
+    "SELECT 1 WHERE EXISTS(SELECT 1 FROM artifacts WHERE sha256 = ?1) "
+    "OR EXISTS(SELECT 1 FROM videos WHERE substr(input, 1, 70) = CAST(?2 AS BLOB))";
 constexpr const char* sql_erase_job_rows[] = {
+    "DELETE FROM artifacts WHERE job = ?",
     "DELETE FROM results WHERE video IN (SELECT id FROM videos WHERE job = ?)",
     "DELETE FROM watermarks WHERE video IN (SELECT id FROM videos WHERE job = ?)",
     "DELETE FROM summaries WHERE video IN (SELECT id FROM videos WHERE job = ?)",
@@ -795,12 +810,57 @@ store_result<std::optional<job_results>> job_store::results_of_job(uint64_t job,
         return ar.error();
       vr.analyzers.push_back(std::move(*ar));
     }
+    auto artifacts = artifacts_where(sql_artifacts_of_video, v.id);
+    if (!artifacts)
+      return artifacts.error();
+    vr.artifacts = std::move(*artifacts);
     vr.input = std::move(v.input);
     vr.node = std::move(v.node);
     vr.error = std::move(v.error);
     out.videos.push_back(std::move(vr));
   }
   return std::optional<job_results>{std::move(out)};
+}
+
+// -- artifacts -------------------------------------------------------------------------
+
+store_status job_store::put_artifact(uint64_t job, const artifact_row& a) {
+  return run(sql_put_artifact, job, a.video, a.analyzer, blob{a.name}, a.size, a.sha256);
+}
+
+store_result<std::vector<artifact_row>> job_store::artifacts_where(std::string_view sql, uint64_t id) {
+  auto q = prepare(sql);
+  if (!q)
+    return q.error();
+  q->bind_all(id);
+  std::vector<artifact_row> out;
+  for (;;) {
+    auto more = q->step();
+    if (!more)
+      return more.error();
+    if (!*more)
+      return out;
+    artifact_row a;
+    a.video = static_cast<uint64_t>(q->i64(0));
+    a.analyzer = q->bytes(1);
+    a.name = q->bytes(2);
+    a.size = static_cast<uint64_t>(q->i64(3));
+    a.sha256 = q->bytes(4);
+    out.push_back(std::move(a));
+  }
+}
+
+store_result<std::vector<artifact_row>> job_store::artifacts_of(uint64_t job) {
+  return artifacts_where(sql_artifacts_of_job, job);
+}
+
+store_result<bool> job_store::blob_referenced(const std::string& sha256) {
+  auto q = prepare(sql_blob_referenced);
+  if (!q)
+    return q.error();
+  const std::string input_prefix = "blob:" + sha256 + "/";
+  q->bind_all(sha256, blob{input_prefix});
+  return q->step();
 }
 
 store_status job_store::event(uint64_t job, uint64_t video, const std::string& kind,

@@ -153,6 +153,16 @@ class job_store {
 
   store_status event(uint64_t job, uint64_t video, const std::string& kind, const std::string& message);
 
+  // -- artifacts -------------------------------------------------------------------------
+
+  /// Records a file an analyzer produced (its bytes are in the blob store);
+  /// replaces the row of the same (video, analyzer, name). Erased with its job.
+  store_status put_artifact(uint64_t job, const artifact_row& artifact);
+  /// A job's artifacts, by video, analyzer and name (empty for an unknown job).
+  store_result<std::vector<artifact_row>> artifacts_of(uint64_t job);
+  /// True while an artifact row or a video input ("blob:SHA256/NAME") names the blob.
+  store_result<bool> blob_referenced(const std::string& sha256);
+
  private:
   class query;
 
@@ -164,6 +174,7 @@ class job_store {
   store_status run(std::string_view sql, const Args&... args);
   store_result<std::vector<video_row>> query_videos(std::string_view sql, std::optional<int64_t> arg);
   store_result<std::vector<analysis::stored_frame>> frames(uint64_t video, const std::string& analyzer);
+  store_result<std::vector<artifact_row>> artifacts_where(std::string_view sql, uint64_t id);
   store_result<analyzer_results> analyzer_results_of(const video_row& v, const std::string& analyzer,
                                                      bool frames);
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +23,8 @@
 #include "common/backoff.hpp"
 #include "common/clock.hpp"
 #include "common/identity.hpp"
+#include "node/artifact_sender.hpp"
+#include "node/blob_cache.hpp"
 #include "node/input_policy.hpp"
 #include "node/worker_pool.hpp"
 #include "shm/frame_ring.hpp"
@@ -45,10 +48,39 @@ constexpr uint32_t batches_per_ring = 4;
 /// A batch with more frames than this many times batch_frames is refused: our
 /// consumers never send one (they flush at batch_frames).
 constexpr uint32_t batch_cap_factor = 4;
+/// Fetching a blob from the coordinator: a few retries, 250 ms, 500 ms, ... up to 5 s.
+constexpr backoff_policy fetch_backoff{std::chrono::milliseconds(250), std::chrono::seconds(5), 2};
+constexpr uint32_t fetch_attempts = 5;
+/// Sending artifacts: retried with this backoff for as long as the coordinator is away.
+constexpr backoff_policy artifact_backoff{std::chrono::milliseconds(250), std::chrono::seconds(5), 2};
 /// Failed connection attempts are logged the first time and then every this many.
 constexpr uint32_t log_every_connect_failures = 10;
 
 // -- state ----------------------------------------------------------------------------
+
+/// A blob being fetched from the coordinator into the cache, chunk by chunk.
+struct blob_fetch {
+  std::string sha256;
+  std::string name;        ///< the video's name, for messages
+  bool reserved = false;   ///< the cache handed out the temp file (size known)
+  std::ofstream out;       ///< the temp file
+  uint64_t size = 0;
+  uint64_t offset = 0;     ///< next byte to ask for
+  bool in_flight = false;  ///< a chunk request is out
+  uint64_t resume_ns = 0;  ///< the tick asks again from then on (after a failure, or a wait)
+  backoff retries{fetch_backoff};
+};
+
+/// A done video's artifacts on their way to the coordinator; its report waits for them.
+struct artifact_upload {
+  artifact_sender sender;
+  video_report report;
+  bool in_flight = false;
+  uint64_t resume_ns = 0;
+  backoff retries{artifact_backoff};
+
+  artifact_upload(artifact_sender s, video_report r) : sender(std::move(s)), report(std::move(r)) {}
+};
 
 /// One assigned video: its supervisor (the decisions) and its ring (the resource).
 struct video_entry {
@@ -56,6 +88,11 @@ struct video_entry {
   std::optional<shm::frame_ring> ring;  ///< the segment is removed with the entry
   uint64_t ring_bytes = 0;
   std::string output_dir;
+  std::string blob;         ///< the cached blob this video uses (released with the entry)
+  std::string local_input;  ///< the cached file the decoder reads (blob inputs)
+  std::unique_ptr<blob_fetch> fetch;
+  std::unique_ptr<artifact_upload> upload;
+  bool artifacts_taken = false;  ///< done once: its artifacts were sent (or dropped) already
 };
 
 struct node_state {
@@ -70,6 +107,8 @@ struct node_state {
   // before the workers that use them.
   std::unique_ptr<worker_pool> workers;      ///< made once published (it needs the port)
   std::vector<worker_actor> worker_handles;  ///< by slot; set by the worker's hello
+  std::unique_ptr<blob_cache> cache;  ///< null if its folder cannot be used (cache_error says why)
+  std::string cache_error;
   std::map<uint64_t, video_entry> videos;
   std::vector<video_report> unsent_reports;  ///< sent again until acknowledged
   uint64_t last_status_ns = 0;
@@ -104,6 +143,26 @@ video_entry* find_video(node_ptr self, uint64_t id, uint64_t epoch) {
 }
 
 void place_pending(node_ptr self);
+void start_artifacts(node_ptr self, video_entry& v, video_report r);
+
+video_entry make_entry(const node_state& st, const video_task& t) {
+  video_entry e{video_supervisor{t, st.opt.name, st.opt.supervision, st.clock}, {}, 0, {}, {}, {}, {}, {}, false};
+  return e;
+}
+
+/// Gives back what the video holds in the blob cache (its use, or its unfinished download).
+void release_blob(node_state& st, video_entry& v) {
+  if (!st.cache)
+    return;
+  if (v.fetch && v.fetch->reserved) {
+    v.fetch->out.close();
+    st.cache->abort_download(v.fetch->sha256);
+  }
+  v.fetch.reset();
+  if (!v.blob.empty())
+    st.cache->release(v.blob);
+  v.blob.clear();
+}
 
 // -- reports to the coordinator ---------------------------------------------------------
 
@@ -133,11 +192,17 @@ void stop_video(node_ptr self, uint64_t id) {
   for (uint32_t w : it->second.sup.workers())
     if (st.workers->is_ready(w) && st.worker_handles[w])
       self->send(st.worker_handles[w], stop_atom::value, id);
+  release_blob(st, it->second);
   st.videos.erase(it);
 }
 
 void submit_report(node_ptr self, video_report r) {
   auto& st = self->state;
+  if (auto it = st.videos.find(r.video); r.outcome == video_outcome::done && it != st.videos.end() &&
+                                         !it->second.artifacts_taken && !it->second.output_dir.empty()) {
+    start_artifacts(self, it->second, std::move(r));  // reports once they are stored
+    return;
+  }
   switch (r.outcome) {
     case video_outcome::done:
       spdlog::info("node {}: video {} done: {} frames, decoded once ({} decode errors)", st.opt.name, r.video,
@@ -224,7 +289,7 @@ decoder_task make_decoder_task(const node_state& st, const video_entry& v) {
   decoder_task t;
   t.video = v.sup.task().video;
   t.epoch = v.sup.task().epoch;
-  t.input = v.sup.task().input;
+  t.input = v.local_input.empty() ? v.sup.task().input : v.local_input;
   t.ring = v.ring->name();
   t.start_frame = v.sup.task().decode_from;  // the coordinator includes the analyzers' pre-roll
   t.pace_fps = st.opt.pace_fps;
@@ -354,6 +419,307 @@ void on_probed(node_ptr self, uint64_t id, uint64_t epoch, const video_meta& met
 void on_probe_failed(node_ptr self, uint64_t id, uint64_t epoch, const caf::error& e) {
   if (auto* v = find_video(self, id, epoch))
     finish_video(self, *v, video_outcome::failed, describe(e));
+}
+
+// -- blob inputs: fetched from the coordinator into the cache ----------------------------
+
+/// Asks a worker to probe the video's input (its cached copy for a blob).
+void probe_video(node_ptr self, video_entry& v) {
+  auto& st = self->state;
+  const auto w = st.workers ? st.workers->pick() : std::nullopt;
+  if (!w) {
+    finish_video(self, v, video_outcome::retry_later, "node " + st.opt.name + " has no ready worker");
+    return;
+  }
+  const auto& t = v.sup.task();
+  const std::string input = v.local_input.empty() ? t.input : v.local_input;
+  // A cached blob is judged by the node's own cache folder, not by allowed_roots.
+  // (Other inputs passed check_task when the video came.)
+  if (!v.local_input.empty())
+    if (auto ok = check_input(input, st.opt.allowed_protocols, {cache_dir_of(st.opt)}); !ok) {
+      finish_video(self, v, video_outcome::failed, ok.error());
+      return;
+    }
+  self->request(st.worker_handles[*w], probe_timeout, probe_atom::value, input)
+      .then([self, id = t.video, epoch = t.epoch](
+                video_meta& m) { guarded("node: probed", [&] { on_probed(self, id, epoch, m); }); },
+            [self, id = t.video, epoch = t.epoch](caf::error& e) {
+              guarded("node: probe failed", [&] { on_probe_failed(self, id, epoch, e); });
+            });
+}
+
+void request_chunk(node_ptr self, video_entry& v);
+
+/// Starts (or, after waiting for another video's download of the same blob,
+/// retries) getting the video's blob: a cache hit probes it at once.
+void start_blob(node_ptr self, video_entry& v) {
+  auto& st = self->state;
+  auto& f = *v.fetch;
+  if (!st.cache) {
+    finish_video(self, v, video_outcome::failed, f.name + ": " + st.cache_error);
+    return;
+  }
+  if (auto path = st.cache->acquire(f.sha256)) {
+    v.blob = f.sha256;
+    v.local_input = *path;
+    v.fetch.reset();
+    probe_video(self, v);
+    return;
+  }
+  if (st.cache->downloading(f.sha256)) {  // another video fetches it: the tick looks again
+    f.resume_ns = st.clock.now_ns() + to_ns(tick_interval);
+    return;
+  }
+  request_chunk(self, v);
+}
+
+/// The first chunk tells the size: the cache makes room and hands out the temp file.
+bool reserve_blob(node_ptr self, video_entry& v, uint64_t size) {
+  auto& f = *v.fetch;
+  auto temp = self->state.cache->begin_download(f.sha256, size, f.name);
+  if (!temp) {
+    const bool never = temp.error().rfind("cache too small", 0) == 0;
+    finish_video(self, v, never ? video_outcome::failed : video_outcome::retry_later, temp.error());
+    return false;
+  }
+  f.reserved = true;
+  f.size = size;
+  f.out.open(*temp, std::ios::binary | std::ios::trunc);
+  if (!f.out) {
+    finish_video(self, v, video_outcome::failed, f.name + ": cannot write the cache file " + *temp);
+    return false;
+  }
+  spdlog::info("node {}: fetching blob {} ({}, {}) for video {}", self->state.opt.name, f.sha256, f.name,
+               format_size(size), v.sup.task().video);
+  return true;
+}
+
+/// The whole blob is in the temp file: verified, it becomes the video's input.
+void complete_blob(node_ptr self, video_entry& v) {
+  auto& f = *v.fetch;
+  f.out.close();
+  f.reserved = false;  // finish_download owns the temp file now
+  auto path = self->state.cache->finish_download(f.sha256);
+  if (!path) {
+    finish_video(self, v, video_outcome::failed, path.error());
+    return;
+  }
+  v.blob = f.sha256;
+  v.local_input = *path;
+  v.fetch.reset();
+  probe_video(self, v);
+}
+
+void on_chunk(node_ptr self, uint64_t id, uint64_t epoch, const blob_chunk& c) {
+  auto* v = find_video(self, id, epoch);
+  if (!v || !v->fetch)
+    return;  // cancelled or replaced meanwhile
+  auto& f = *v->fetch;
+  f.in_flight = false;
+  auto& cache = *self->state.cache;
+  if (!f.reserved && (cache.contains(f.sha256) || cache.downloading(f.sha256))) {
+    // Another video of this node got (or is getting) the same bytes meanwhile: use its copy.
+    f.resume_ns = self->state.clock.now_ns() + to_ns(tick_interval);
+    return;
+  }
+  if (!f.reserved && !reserve_blob(self, *v, c.size))
+    return;
+  if (c.offset != f.offset || c.size != f.size || f.offset + c.data.size() > f.size) {
+    finish_video(self, *v, video_outcome::retry_later,
+                 "blob " + f.sha256 + " (" + f.name + "): the coordinator sent an inconsistent chunk");
+    return;
+  }
+  if (!f.out.write(c.data.data(), static_cast<std::streamsize>(c.data.size()))) {
+    finish_video(self, *v, video_outcome::failed, f.name + ": cannot write to the blob cache");
+    return;
+  }
+  f.offset += c.data.size();
+  f.retries.reset();
+  if (c.data.empty() || f.offset >= f.size)
+    complete_blob(self, *v);
+  else
+    request_chunk(self, *v);
+}
+
+bool is_framehive_error(const caf::error& e, errc code) {
+  return e.category() == caf::atom("framehive") && e.code() == static_cast<uint8_t>(code);
+}
+
+void on_chunk_failed(node_ptr self, uint64_t id, uint64_t epoch, const caf::error& e) {
+  auto* v = find_video(self, id, epoch);
+  if (!v || !v->fetch)
+    return;
+  auto& f = *v->fetch;
+  f.in_flight = false;
+  const std::string what = "cannot fetch blob " + f.sha256 + " (" + f.name + "): " + describe(e);
+  if (is_framehive_error(e, errc::not_found) || is_framehive_error(e, errc::invalid_request)) {
+    finish_video(self, *v, video_outcome::failed, what);
+    return;
+  }
+  if (f.retries.attempts() >= fetch_attempts) {
+    finish_video(self, *v, video_outcome::retry_later, what);
+    return;
+  }
+  const auto delay = f.retries.next();
+  spdlog::warn("node {}: {}; retrying in {} ms", self->state.opt.name, what, delay.count());
+  f.resume_ns = self->state.clock.now_ns() + to_ns(delay);
+}
+
+/// Asks the coordinator for the next chunk; without a coordinator the tick asks later.
+void request_chunk(node_ptr self, video_entry& v) {
+  auto& st = self->state;
+  auto& f = *v.fetch;
+  if (!st.registered) {
+    f.resume_ns = st.clock.now_ns() + to_ns(tick_interval);
+    return;
+  }
+  f.in_flight = true;
+  const auto id = v.sup.task().video;
+  const auto epoch = v.sup.task().epoch;
+  self->request(st.coord, request_timeout, fetch_atom::value, f.sha256, f.offset)
+      .then([self, id, epoch](
+                blob_chunk& c) { guarded("node: blob chunk", [&] { on_chunk(self, id, epoch, c); }); },
+            [self, id, epoch](caf::error& e) {
+              guarded("node: blob chunk failed", [&] { on_chunk_failed(self, id, epoch, e); });
+            });
+}
+
+// -- artifacts: a done video's files go to the coordinator before its report --------------
+
+void send_artifact(node_ptr self, video_entry& v);
+
+/// The artifacts are stored (or dropped): local copies go, and the report with them.
+void end_artifacts(node_ptr self, video_entry& v, std::optional<std::string> failure) {
+  auto u = std::move(v.upload);
+  u->sender.remove_local();
+  if (failure) {
+    u->report.outcome = video_outcome::failed;
+    u->report.error = std::move(*failure);
+  }
+  submit_report(self, std::move(u->report));
+}
+
+void start_artifacts(node_ptr self, video_entry& v, video_report r) {
+  auto& st = self->state;
+  const auto id = v.sup.task().video;
+  v.artifacts_taken = true;
+  auto sender = artifact_sender::scan(v.output_dir, id, v.sup.task().epoch);
+  // The roles are done: free the workers and the ring while the files travel.
+  for (uint32_t w : v.sup.workers())
+    if (st.workers->is_ready(w) && st.worker_handles[w])
+      self->send(st.worker_handles[w], stop_atom::value, id);
+  v.ring.reset();
+  v.ring_bytes = 0;
+  if (!sender) {
+    v.upload = std::make_unique<artifact_upload>(artifact_sender{}, std::move(r));
+    end_artifacts(self, v, sender.error());
+    return;
+  }
+  if (!sender->files().empty())
+    spdlog::info("node {}: video {}: sending {} artifacts to the coordinator", st.opt.name, id,
+                 sender->files().size());
+  v.upload = std::make_unique<artifact_upload>(std::move(*sender), std::move(r));
+  send_artifact(self, v);
+}
+
+void on_artifact_accepted(node_ptr self, uint64_t id, uint64_t epoch, uint64_t next_offset) {
+  auto* v = find_video(self, id, epoch);
+  if (!v || !v->upload)
+    return;
+  v->upload->in_flight = false;
+  v->upload->retries.reset();
+  v->upload->sender.on_accepted(next_offset);
+  send_artifact(self, *v);
+}
+
+void on_artifact_failed(node_ptr self, uint64_t id, uint64_t epoch, const caf::error& e) {
+  auto* v = find_video(self, id, epoch);
+  if (!v || !v->upload)
+    return;
+  auto& u = *v->upload;
+  u.in_flight = false;
+  if (is_framehive_error(e, errc::stale_epoch) || is_framehive_error(e, errc::refused)) {
+    // Fenced, as for results: the video is someone else's now.
+    spdlog::warn("node {}: video {} epoch {}: artifacts refused ({}); dropping them", self->state.opt.name, id,
+                 epoch, describe(e));
+    u.sender.remove_local();
+    stop_video(self, id);
+    return;
+  }
+  if (is_framehive_error(e, errc::not_found) && u.sender.restart_file()) {
+    // The coordinator lost the partial file (it restarted): start it over.
+    u.resume_ns = self->state.clock.now_ns() + to_ns(u.retries.next());
+    return;
+  }
+  // A coordinator that does not know the message will not learn it by waiting.
+  const bool transient = e.category() == caf::atom("framehive")
+                             ? is_framehive_error(e, errc::unavailable)
+                             : !(e.category() == caf::atom("system") &&
+                                 e.code() == static_cast<uint8_t>(caf::sec::unexpected_message));
+  if (!transient) {
+    end_artifacts(self, *v, "artifacts of video " + std::to_string(id) + " refused: " + describe(e));
+    return;
+  }
+  const auto delay = u.retries.next();
+  spdlog::warn("node {}: video {}: sending an artifact failed ({}); retrying in {} ms", self->state.opt.name,
+               id, describe(e), delay.count());
+  u.resume_ns = self->state.clock.now_ns() + to_ns(delay);
+}
+
+/// Sends the next chunk (one at a time); after the last one the video is reported.
+void send_artifact(node_ptr self, video_entry& v) {
+  auto& st = self->state;
+  auto& u = *v.upload;
+  if (u.in_flight)
+    return;
+  if (!st.registered) {
+    u.resume_ns = st.clock.now_ns() + to_ns(tick_interval);
+    return;
+  }
+  auto chunk = u.sender.next();
+  if (!chunk) {
+    end_artifacts(self, v, chunk.error());
+    return;
+  }
+  if (!*chunk) {
+    end_artifacts(self, v, std::nullopt);
+    return;
+  }
+  u.in_flight = true;
+  const auto id = v.sup.task().video;
+  const auto epoch = v.sup.task().epoch;
+  self->request(st.coord, request_timeout, std::move(**chunk))
+      .then(
+          [self, id, epoch](uint64_t next) {
+            guarded("node: artifact accepted", [&] { on_artifact_accepted(self, id, epoch, next); });
+          },
+          [self, id, epoch](caf::error& e) {
+            guarded("node: artifact failed", [&] { on_artifact_failed(self, id, epoch, e); });
+          });
+}
+
+/// Fetches and artifact uploads waiting for their next try (backoff, or a coordinator).
+void resume_transfers(node_ptr self) {
+  const uint64_t now = self->state.clock.now_ns();
+  std::vector<uint64_t> ids;
+  for (const auto& [id, v] : self->state.videos)
+    ids.push_back(id);
+  for (uint64_t id : ids) {  // each step may end videos
+    auto it = self->state.videos.find(id);
+    if (it == self->state.videos.end())
+      continue;
+    auto& v = it->second;
+    if (v.fetch && !v.fetch->in_flight && v.fetch->resume_ns && now >= v.fetch->resume_ns) {
+      v.fetch->resume_ns = 0;
+      if (v.fetch->reserved)
+        request_chunk(self, v);
+      else
+        start_blob(self, v);
+    } else if (v.upload && !v.upload->in_flight && v.upload->resume_ns && now >= v.upload->resume_ns) {
+      v.upload->resume_ns = 0;
+      send_artifact(self, v);
+    }
+  }
 }
 
 // -- the live tree ------------------------------------------------------------------------
@@ -620,6 +986,7 @@ void on_tick(node_ptr self) {
     if (v.ring)
       v.ring->reclaim_dead_consumers();
   supervise_videos(self);
+  resume_transfers(self);
   place_pending(self);
   const uint64_t now = st.clock.now_ns();
   if (st.registered && now - st.last_status_ns >= to_ns(status_interval)) {
@@ -699,9 +1066,14 @@ void on_progress(node_ptr self, const actor_progress& p) {
 }
 
 /// The input policy and the output folders: why this node will not run `t`, if it will not.
+/// A blob input is not judged by the input policy: only its cached copy is opened.
 result<unit, std::string> check_task(const node_options& opt, const video_task& t) {
-  if (auto ok = check_input(t.input, opt.allowed_protocols, opt.allowed_roots); !ok)
+  if (auto blob = parse_blob_input(t.input)) {
+    if (!*blob)
+      return blob->error();
+  } else if (auto ok = check_input(t.input, opt.allowed_protocols, opt.allowed_roots); !ok) {
     return ok.error();
+  }
   const auto dir = video_output_dir(opt.output_dir, t.job, t.video);
   for (const auto& a : t.analyzers)
     if (auto folder = analyzer_output_dir(dir, a); !folder)
@@ -714,8 +1086,7 @@ void refuse_video(node_ptr self, const video_task& t, std::string why) {
   auto& st = self->state;
   ++st.refused_inputs;
   spdlog::warn("node {}: refused video {} ({} refused so far)", st.opt.name, t.video, st.refused_inputs);
-  video_entry entry{video_supervisor{t, st.opt.name, st.opt.supervision, st.clock}, {}, 0, {}};
-  auto& v = st.videos.emplace(t.video, std::move(entry)).first->second;
+  auto& v = st.videos.emplace(t.video, make_entry(st, t)).first->second;
   finish_video(self, v, video_outcome::failed, std::move(why));
 }
 
@@ -730,19 +1101,19 @@ caf::result<caf::ok_atom> on_video_task(node_ptr self, const video_task& t) {
     refuse_video(self, t, ok.error());
     return caf::ok_atom::value;  // taken, and already reported failed
   }
-  const auto w = st.workers ? st.workers->pick() : std::nullopt;
-  if (!w)
+  if (!st.workers || !st.workers->pick())
     return make_error(errc::no_capacity, "node " + st.opt.name + " has no ready worker");
-  st.videos.emplace(t.video,
-                    video_entry{video_supervisor{t, st.opt.name, st.opt.supervision, st.clock}, {}, 0, {}});
+  auto& v = st.videos.emplace(t.video, make_entry(st, t)).first->second;
   spdlog::info("node {}: assigned video {} epoch {} ({}), from frame {} (decoding from {})", st.opt.name,
                t.video, t.epoch, t.input, t.start_frame, t.decode_from);
-  self->request(st.worker_handles[*w], probe_timeout, probe_atom::value, t.input)
-      .then([self, id = t.video, epoch = t.epoch](
-                video_meta& m) { guarded("node: probed", [&] { on_probed(self, id, epoch, m); }); },
-            [self, id = t.video, epoch = t.epoch](caf::error& e) {
-              guarded("node: probe failed", [&] { on_probe_failed(self, id, epoch, e); });
-            });
+  if (auto blob = parse_blob_input(t.input)) {
+    v.fetch = std::make_unique<blob_fetch>();
+    v.fetch->sha256 = (*blob)->first;
+    v.fetch->name = (*blob)->second;
+    start_blob(self, v);  // probes once the blob is in the cache
+  } else {
+    probe_video(self, v);
+  }
   return caf::ok_atom::value;
 }
 
@@ -778,9 +1149,23 @@ void drop_invalid_protocols(node_options& opt) {
           p.end());
 }
 
+/// Opens the blob cache (scanning what an earlier run left); without it blob inputs fail, naming why.
+void open_cache(node_state& st) {
+  auto cache = std::make_unique<blob_cache>(cache_dir_of(st.opt), st.opt.cache_bytes);
+  if (auto ok = cache->open(); !ok) {
+    st.cache_error = ok.error();
+    spdlog::error("node {}: {}; uploaded videos will fail here", st.opt.name, st.cache_error);
+    return;
+  }
+  spdlog::info("node {}: blob cache {} ({} of {} used)", st.opt.name, cache->dir(),
+               format_size(cache->used_bytes()), format_size(cache->max_bytes()));
+  st.cache = std::move(cache);
+}
+
 node_full_actor::behavior_type node_behavior(node_ptr self, node_options opt) {
   self->state.opt = std::move(opt);
   drop_invalid_protocols(self->state.opt);
+  guarded("node: open cache", [&] { open_cache(self->state); });
   self->set_down_handler([self](caf::down_msg& dm) { guarded("node: down", [&] { on_down(self, dm); }); });
   // No cleanup functor: CAF destroys the state when the actor ends (before
   // attached functors run, so a functor touching the state would use freed
@@ -811,6 +1196,14 @@ node_full_actor::behavior_type node_behavior(node_ptr self, node_options opt) {
 
 std::string ring_prefix(const node_options& o) {
   return o.shm_prefix + "-" + sanitize(o.name) + "-";
+}
+
+std::string cache_dir_of(const node_options& o) {
+  if (!o.cache_dir.empty())
+    return o.cache_dir;
+  // One folder per node name: two nodes on one machine must not share a cache.
+  const std::string dirname = std::string(default_cache_dirname) + "-" + sanitize(o.name);
+  return (std::filesystem::path(o.output_dir).parent_path() / dirname).string();
 }
 
 node_full_actor spawn_node(caf::actor_system& sys, node_options options) {

@@ -19,6 +19,10 @@ inline constexpr uint32_t default_ring_slots = 32;
 /// A ring smaller than this cannot keep decoder and consumers busy at once.
 inline constexpr uint32_t min_ring_slots = 4;
 inline constexpr uint32_t default_batch_frames = 8;
+/// Bytes of uploaded videos a node keeps in its blob cache ([cache] max-mb).
+inline constexpr uint64_t default_cache_mb = 4096;
+/// The cache folder when [cache] dir is empty: beside the output folder, as NAME-NODE.
+inline constexpr const char* default_cache_dirname = "framehive-cache";
 
 struct node_options {
   std::string name;  ///< unique per cluster; defaults to the host name
@@ -42,7 +46,15 @@ struct node_options {
   std::vector<std::string> allowed_protocols{"file", "http", "https", "rtsp"};
   /// Local files must lie below one of these absolute folders; empty: any path.
   std::vector<std::string> allowed_roots;
+  /// Blob cache (uploaded videos fetched from the coordinator). Empty dir:
+  /// OUTPUT_DIR/../framehive-cache-NODE (one per node: caches are not shared). Blob inputs are not judged by allowed_roots:
+  /// the node decodes only its own cached copy.
+  std::string cache_dir;
+  uint64_t cache_bytes = default_cache_mb << 20;
 };
+
+/// The cache folder `o` uses (cache_dir, or the default beside output_dir).
+std::string cache_dir_of(const node_options& o);
 
 /// The node as seen by the coordinator, by its workers, and by its own timers.
 using node_full_actor = node_actor::extend_with<node_port_actor>::extend<

@@ -4,6 +4,7 @@
 //   framehive-node [--coordinator=HOST:PORT] [--name=NAME] [--workers=N] ...
 //   framehive-node [--tls.ca=FILE --tls.cert=FILE --tls.key=FILE]
 //                  [--inputs.allowed-protocols=[...]] [--inputs.allowed-roots=[...]]
+//                  [--cache.dir=DIR] [--cache.max-mb=N]
 //   framehive-node --config-file=configs/node.ini
 // Every option is also an INI key (see configs/node.ini); flags win.
 
@@ -47,6 +48,8 @@ struct node_config : caf::actor_system_config {
   framehive::tls_files tls;
   std::vector<std::string> allowed_protocols = framehive::node_options{}.allowed_protocols;
   std::vector<std::string> allowed_roots;
+  std::string cache_dir;
+  uint64_t cache_max_mb = framehive::default_cache_mb;
   node_config() {
     opt_group{custom_options_, "global"}
         .add(coordinator, "coordinator", "coordinator address HOST:PORT")
@@ -57,6 +60,9 @@ struct node_config : caf::actor_system_config {
         .add(ring_slots, "ring-slots", "frames per ring (capped by the budget)")
         .add(shm_prefix, "shm-prefix", "name prefix of this cluster's shared-memory segments")
         .add(batch_frames, "batch-frames", "frames per result batch");
+    opt_group{custom_options_, "cache"}
+        .add(cache_dir, "dir", "blob cache for uploaded videos (default: OUTPUT-DIR/../framehive-cache-NAME)")
+        .add(cache_max_mb, "max-mb", "MiB the blob cache may hold (unused blobs are evicted, oldest first)");
     opt_group{custom_options_, "supervision"}
         .add(poison_attempts, "poison-attempts", "a frame that kills its analyzer this often is quarantined")
         .add(restart_limit, "restart-limit",
@@ -149,6 +155,9 @@ int main(int argc, char** argv) {
   o.tls = cfg.tls;
   o.allowed_protocols = cfg.allowed_protocols;
   o.allowed_roots = cfg.roots();
+  if (!cfg.cache_dir.empty())
+    o.cache_dir = std::filesystem::absolute(cfg.cache_dir).lexically_normal().string();
+  o.cache_bytes = cfg.cache_max_mb << 20;
   if (!cfg.faults.empty())
     spdlog::warn("fault injection is ON: {}", cfg.faults);
   if (cfg.pace_fps > 0)

@@ -136,8 +136,11 @@ class cluster : public ::testing::Test {
     return nlohmann::json::parse(r.out, nullptr, false);
   }
 
+  /// Submits with --node-visible: the node opens the paths itself, as on a
+  /// shared mount. These tests are about what the node does with an input
+  /// (bad files, policies, names); uploads have their own tests (DataPath.*).
   uint64_t submit(const std::string& args) {
-    auto j = cli_json("submit " + args + " --json");
+    auto j = cli_json("submit --node-visible " + args + " --json");
     EXPECT_TRUE(j.is_object() && j.contains("job")) << j.dump();
     return j.is_object() ? j.value("job", uint64_t{0}) : 0;
   }

@@ -149,7 +149,7 @@ TEST_F(Cluster, MissingFileFailsOnlyItsVideoWithAClearReason) {
     }
   }
   // `submit --wait` reports the failure through its exit code.
-  EXPECT_EQ(cli("submit " + missing + " --analyzers stats --wait --json").code, 1);
+  EXPECT_EQ(cli("submit --node-visible " + missing + " --analyzers stats --wait --json").code, 1);
   const auto next = submit(clip + " --analyzers stats");
   EXPECT_EQ(wait_job(next), "done");
 }

@@ -16,6 +16,7 @@
 #include <filesystem>
 
 #include "caf/all.hpp"
+#include "common/digest.hpp"
 #include "common/identity.hpp"
 #include "coordinator/admission.hpp"
 
@@ -56,6 +57,7 @@ caf::behavior fake_node(caf::stateful_actor<fake_node_state>* self, caf::actor s
       [self](challenge_atom) { return relay<std::string>(self, challenge_atom::value); },
       [self](result_batch& b) { return relay<batch_ack>(self, std::move(b)); },
       [self](video_report& r) { return relay<caf::ok_atom>(self, std::move(r)); },
+      [self](artifact_chunk& c) { return relay<uint64_t>(self, std::move(c)); },
       [self](node_status& s) {
         self->send(self->state.coord, std::move(s));
         return caf::ok_atom::value;  // sent before this reply: the test's next request comes after it
@@ -87,7 +89,9 @@ class CoordinatorActor : public ::testing::Test {
   void start() {
     auto store = job_store::open(dir);
     ASSERT_TRUE(store.ok()) << store.error();
-    coord = spawn_coordinator(sys, std::move(*store), options);
+    auto blobs = blob_store::open(dir, blob_limits{});
+    ASSERT_TRUE(blobs.ok()) << blobs.error();
+    coord = spawn_coordinator(sys, std::move(*store), options, std::move(*blobs));
     for (auto& n : nodes)
       self->send(n, coord);
   }
@@ -502,6 +506,119 @@ TEST_F(CoordinatorActor, ARunningJobIsNotErasedAFinishedOneIsErasedWhole) {
   EXPECT_TRUE(ask<cluster_status>(status_atom::value).jobs.empty());
   // Its node's late report about the erased video is taken (it would otherwise send it for ever).
   ask_to<caf::ok_atom>(node, report(t, video_outcome::done));
+}
+
+// -- blobs: uploads, fetches, artifacts -----------------------------------------------------
+
+std::string sha_of(const std::string& bytes) {
+  framehive::sha256 h;
+  h.update(bytes.data(), bytes.size());
+  return h.hex_digest();
+}
+
+std::vector<char> bytes_of(const std::string& s) {
+  return {s.begin(), s.end()};
+}
+
+TEST_F(CoordinatorActor, AnUploadIsStoredOnceAndFetchedInRanges) {
+  const std::string video = "not really a video, but bytes all the same";
+  const std::string sha = sha_of(video);
+  auto offer = ask<upload_offer>(upload_begin{sha, video.size(), "clip.mp4"});
+  EXPECT_FALSE(offer.complete);
+  EXPECT_EQ(offer.offset, 0u);
+  // Not visible before its last byte.
+  EXPECT_EQ(ask<uint64_t>(upload_chunk{offer.upload, 0, bytes_of(video.substr(0, 10))}), 10u);
+  EXPECT_EQ(error_of<blob_chunk>(coord, fetch_atom::value, sha, uint64_t{0}).first, code(errc::not_found));
+  // A gap, an oversized chunk and an unknown session are refused.
+  EXPECT_EQ(error_of<uint64_t>(coord, upload_chunk{offer.upload, 12, bytes_of("xx")}).first,
+            code(errc::invalid_request));
+  EXPECT_EQ(error_of<uint64_t>(coord, upload_chunk{offer.upload, 10, std::vector<char>(blob_chunk_bytes + 1)})
+                .first,
+            code(errc::invalid_request));
+  EXPECT_EQ(error_of<uint64_t>(coord, upload_chunk{offer.upload + 100, 0, bytes_of("x")}).first,
+            code(errc::not_found));
+  // Another session of the same bytes resumes where this one stopped.
+  const auto resumed = ask<upload_offer>(upload_begin{sha, video.size(), "clip.mp4"});
+  EXPECT_EQ(resumed.offset, 10u);
+  EXPECT_EQ(ask<uint64_t>(upload_chunk{resumed.upload, 10, bytes_of(video.substr(10))}), video.size());
+  EXPECT_TRUE(ask<upload_offer>(upload_begin{sha, video.size(), "again.mp4"}).complete);
+
+  const auto head = ask<blob_chunk>(fetch_atom::value, sha, uint64_t{0});
+  EXPECT_EQ(head.size, video.size());
+  EXPECT_EQ(std::string(head.data.begin(), head.data.end()), video);
+  const auto tail = ask<blob_chunk>(fetch_atom::value, sha, uint64_t{30});
+  EXPECT_EQ(std::string(tail.data.begin(), tail.data.end()), video.substr(30));
+  EXPECT_TRUE(ask<blob_chunk>(fetch_atom::value, sha, uint64_t{1000}).data.empty());
+  EXPECT_EQ(error_of<blob_chunk>(coord, fetch_atom::value, std::string(64, 'e'), uint64_t{0}).first,
+            code(errc::not_found));
+  EXPECT_EQ(error_of<upload_offer>(coord, upload_begin{"not-a-hash", 3, "x"}).first,
+            code(errc::invalid_request));
+
+  // A mismatch is an error and leaves nothing behind.
+  const std::string liar = "announced";
+  const auto bad = ask<upload_offer>(upload_begin{sha_of(liar), liar.size(), "liar.mp4"});
+  const auto mismatch = error_of<uint64_t>(coord, upload_chunk{bad.upload, 0, bytes_of("annoUnced")});
+  EXPECT_EQ(mismatch.first, code(errc::invalid_request));
+  EXPECT_NE(mismatch.second.find("SHA-256"), std::string::npos) << mismatch.second;
+  EXPECT_EQ(error_of<blob_chunk>(coord, fetch_atom::value, sha_of(liar), uint64_t{0}).first,
+            code(errc::not_found));
+}
+
+artifact_chunk artifact(const video_task& t, const std::string& name, const std::string& bytes,
+                        uint64_t offset, uint64_t length) {
+  artifact_chunk c;
+  c.video = t.video;
+  c.epoch = t.epoch;
+  c.analyzer = "stats";
+  c.name = name;
+  c.total = bytes.size();
+  c.offset = offset;
+  c.data = bytes_of(bytes.substr(offset, length));
+  return c;
+}
+
+TEST_F(CoordinatorActor, ArtifactsFromTheHolderAreListedInResultsAndErasedWithTheJob) {
+  const auto job = ask<uint64_t>(job_spec{{"/v/a.mp4"}, {"stats"}, 1});
+  register_node("n1");
+  const video_task t = next_task();
+  const auto other = spawn_node();
+  ask_to<node_welcome>(other, info_of("n2"));
+  const std::string thumb = "thumbnail bytes, in two chunks";
+
+  // Only the node holding the assignment may send artifacts of the video.
+  EXPECT_EQ(error_of<uint64_t>(other, artifact(t, "t.jpg", thumb, 0, 10)).first, code(errc::refused));
+  EXPECT_EQ(error_of<uint64_t>(coord, artifact(t, "t.jpg", thumb, 0, 10)).first, code(errc::refused));
+  EXPECT_EQ(error_of<uint64_t>(node, artifact(t, "../t.jpg", thumb, 0, 10)).first,
+            code(errc::invalid_request));
+  EXPECT_EQ(error_of<uint64_t>(node, artifact(t, "t.jpg", thumb, 5, 10)).first, code(errc::not_found));
+
+  EXPECT_EQ(ask_to<uint64_t>(node, artifact(t, "t.jpg", thumb, 0, 10)), 10u);
+  EXPECT_TRUE(ask<job_artifacts>(artifacts_atom::value, job).artifacts.empty());  // not complete yet
+  EXPECT_EQ(ask_to<uint64_t>(node, artifact(t, "t.jpg", thumb, 10, 100)), thumb.size());
+
+  const auto listed = ask<job_artifacts>(artifacts_atom::value, job);
+  ASSERT_EQ(listed.artifacts.size(), 1u);
+  const artifact_row& a = listed.artifacts[0];
+  EXPECT_EQ(a.video, t.video);
+  EXPECT_EQ(a.analyzer, "stats");
+  EXPECT_EQ(a.name, "t.jpg");
+  EXPECT_EQ(a.size, thumb.size());
+  EXPECT_EQ(a.sha256, sha_of(thumb));
+  const auto fetched = ask<blob_chunk>(fetch_atom::value, a.sha256, uint64_t{0});
+  EXPECT_EQ(std::string(fetched.data.begin(), fetched.data.end()), thumb);
+  const auto results = ask<job_results>(results_atom::value, job, false);
+  ASSERT_EQ(results.videos.at(0).artifacts.size(), 1u);
+  EXPECT_EQ(results.videos.at(0).artifacts[0].sha256, a.sha256);
+  EXPECT_EQ(error_of<job_artifacts>(coord, artifacts_atom::value, uint64_t{999}).first,
+            code(errc::not_found));
+
+  // Retention follows the job's: erased with it, rows and bytes.
+  ask_to<batch_ack>(node, batch(t, {0, 1, 2}));
+  ask_to<caf::ok_atom>(node, report(t, video_outcome::done));
+  ask<caf::ok_atom>(erase_atom::value, job);
+  EXPECT_EQ(error_of<job_artifacts>(coord, artifacts_atom::value, job).first, code(errc::not_found));
+  EXPECT_EQ(error_of<blob_chunk>(coord, fetch_atom::value, a.sha256, uint64_t{0}).first,
+            code(errc::not_found));
 }
 
 TEST_F(CoordinatorActor, RetentionSweepErasesOnlyFinishedJobsOlderThanTheRetention) {

@@ -342,6 +342,33 @@ TEST_F(JobStore, ErasingAFinishedJobDeletesEverythingRecordedAboutItAndNothingEl
   EXPECT_FALSE(*store->erase_job(gone.job));
 }
 
+TEST_F(JobStore, ArtifactRowsAreOnePerNameListedInResultsAndErasedWithTheirJob) {
+  const std::string sha_a(64, 'a'), sha_b(64, 'b');
+  const auto job = submit({"blob:" + sha_b + "/clip.mp4"});
+  const auto other = submit({"/v/x.mp4"});
+  const uint64_t v = job.videos[0];
+  ASSERT_TRUE(store->put_artifact(job.job, artifact_row{v, "stats", "t.jpg", 3, sha_b}).ok());
+  // The same name again replaces the row (a node that sent it twice).
+  ASSERT_TRUE(store->put_artifact(job.job, artifact_row{v, "stats", "t.jpg", 5, sha_a}).ok());
+  ASSERT_TRUE(store->put_artifact(other.job, artifact_row{other.videos[0], "stats", "u.jpg", 5, sha_a}).ok());
+  const auto rows = *store->artifacts_of(job.job);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].size, 5u);
+  EXPECT_EQ(rows[0].sha256, sha_a);
+  EXPECT_EQ((*store->results_of_job(job.job, false))->videos.at(0).artifacts.at(0).name, "t.jpg");
+  // The uploaded input names its blob too.
+  EXPECT_TRUE(*store->blob_referenced(sha_b));
+  EXPECT_FALSE(*store->blob_referenced(std::string(64, 'c')));
+
+  ASSERT_TRUE(store->assign(v, "n1", 1, 0).ok());
+  ASSERT_TRUE(store->finish_video(v, video_end{video_state::done, "", 1, 1, 0}).ok());
+  ASSERT_TRUE(store->refresh_job_state(job.job).ok());
+  ASSERT_TRUE(*store->erase_job(job.job));
+  EXPECT_TRUE(store->artifacts_of(job.job)->empty());
+  EXPECT_FALSE(*store->blob_referenced(sha_b));
+  EXPECT_TRUE(*store->blob_referenced(sha_a));  // still listed by the other job
+}
+
 TEST_F(JobStore, AJobWithAVideoStillQueuedOrRunningIsNotErased) {
   const auto job = submit({"/v/a.mp4", "/v/b.mp4"});
   ASSERT_TRUE(store->assign(job.videos[0], "n1", 1, 0).ok());

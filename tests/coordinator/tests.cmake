@@ -19,3 +19,8 @@ framehive_add_test(coordinator_actor_test
   SOURCES coordinator/coordinator_actor_test.cpp
   LIBS framehive::coordinator framehive::identity SQLite::SQLite3
   TIMEOUT 60)
+
+framehive_add_test(blob_store_test
+  SOURCES coordinator/blob_store_test.cpp
+  LIBS framehive::coordinator framehive::identity
+  TIMEOUT 30)
