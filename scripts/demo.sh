@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole cluster on this machine: installs what is missing, builds, makes a
 # throwaway PKI (cluster CA, coordinator, node and client certificates), starts
-# a coordinator and two nodes on loopback with mutual TLS, submits real work,
-# shows the live actor tree while it runs, prints the results, and stops
-# everything.
+# a coordinator and two nodes on loopback with mutual TLS, submits real work
+# (the CLI uploads the videos; the nodes fetch them), shows the live actor
+# tree while it runs, prints the results, fetches the thumbnails back from the
+# coordinator, and stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -85,5 +86,9 @@ fh results "$job1"
 echo
 fh results "$job2"
 echo
-echo "== thumbnails written: $(find "$work" -name 'thumb_*.jpg' | wc -l) (under $work/output-*)"
+# Thumbnails went from the nodes to the coordinator's artifact store; fetch
+# them as a user on another machine would.
+for j in "$job1" "$job2"; do fh fetch "$j" --out "$work/fetched-$j" >/dev/null; done
+echo "== thumbnails fetched from the coordinator: $(find "$work"/fetched-* -name 'thumb_*.jpg' | wc -l)" \
+  "(framehive fetch JOB --out DIR; left on the nodes: $(find "$work"/output-* -name 'thumb_*.jpg' 2>/dev/null | wc -l))"
 echo "== stopping the cluster"
