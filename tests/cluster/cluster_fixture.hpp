@@ -145,6 +145,17 @@ class cluster : public ::testing::Test {
     return j.is_object() ? j.value("job", uint64_t{0}) : 0;
   }
 
+  /// Per-frame stats of a finished job's only video, frame by frame.
+  std::vector<std::pair<double, double>> stats_of(uint64_t job) {
+    const nlohmann::json r = cli_json("results " + std::to_string(job) + " --json --frames");
+    std::vector<std::pair<double, double>> out;
+    for (const auto& f : r["videos"][0]["analyzers"]["stats"]["frames"]) {
+      EXPECT_EQ(f["frame"].get<std::size_t>(), out.size()) << "frame missing or doubled";
+      out.emplace_back(f["brightness"].get<double>(), f["sharpness"].get<double>());
+    }
+    return out;
+  }
+
   /// Waits for a job to end; returns its final state.
   std::string wait_job(uint64_t job, std::chrono::seconds timeout = std::chrono::seconds(120)) {
     std::string state;

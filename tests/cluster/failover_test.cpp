@@ -20,17 +20,6 @@ constexpr int paced_fps = 150;
 
 class Failover : public cluster {
  protected:
-  /// Per-frame stats of a finished job's only video, frame by frame.
-  std::vector<std::pair<double, double>> stats_of(uint64_t job) {
-    const json r = cli_json("results " + std::to_string(job) + " --json --frames");
-    std::vector<std::pair<double, double>> out;
-    for (const auto& f : r["videos"][0]["analyzers"]["stats"]["frames"]) {
-      EXPECT_EQ(f["frame"].get<std::size_t>(), out.size()) << "frame missing or doubled";
-      out.emplace_back(f["brightness"].get<double>(), f["sharpness"].get<double>());
-    }
-    return out;
-  }
-
   /// Waits until a video of `job` runs on some node past `frame`; returns the node.
   std::string running_node(uint64_t job, int64_t frame) {
     std::string node;

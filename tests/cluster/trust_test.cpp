@@ -73,17 +73,6 @@ constexpr int over_limit = 9;
 
 class Trust : public cluster {
  protected:
-  /// Per-frame stats of a finished job's only video, frame by frame.
-  std::vector<std::pair<double, double>> stats_of(uint64_t job) {
-    const json r = cli_json("results " + std::to_string(job) + " --json --frames");
-    std::vector<std::pair<double, double>> out;
-    for (const auto& f : r["videos"][0]["analyzers"]["stats"]["frames"]) {
-      EXPECT_EQ(f["frame"].get<std::size_t>(), out.size()) << "frame missing or doubled";
-      out.emplace_back(f["brightness"].get<double>(), f["sharpness"].get<double>());
-    }
-    return out;
-  }
-
   /// The job's only video once it runs past `frame` on `node`; 0 if it does not within 30 s.
   uint64_t running_video(uint64_t job, const std::string& node, int64_t frame) {
     uint64_t video = 0;
