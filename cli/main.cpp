@@ -238,8 +238,11 @@ void print_status_table(const std::vector<job_status>& jobs) {
   for (const auto& j : jobs) {
     for (const auto& v : j.videos) {
       char progress[48];
-      std::snprintf(progress, sizeof(progress), "%lld/%lld", static_cast<long long>(v.position),
-                    static_cast<long long>(v.total));
+      if (v.total < 0)  // a live source: its length is unknown until it ends
+        std::snprintf(progress, sizeof(progress), "%lld/?", static_cast<long long>(v.position));
+      else
+        std::snprintf(progress, sizeof(progress), "%lld/%lld", static_cast<long long>(v.position),
+                      static_cast<long long>(v.total));
       std::string what = shown(v.input);
       if (!v.error.empty())
         what += "  (" + shown(v.error) + ")";
@@ -330,6 +333,14 @@ void print_progress(const job_status& st, int& lines) {
     const double total = static_cast<double>(v.total);
     const double pos = static_cast<double>(v.position);
     const double frac = v.state == video_state::done ? 1.0 : (total > 0 ? pos / total : 0.0);
+    if (v.total < 0 && v.state != video_state::done) {  // live source: frames so far, no percentage
+      std::printf("%-30s [%s] %lld frames %-9s %s\n",
+                  shown(std::filesystem::path(v.input).filename().string()).substr(0, 30).c_str(),
+                  std::string(30, '~').c_str(), static_cast<long long>(v.position), to_string(v.state).c_str(),
+                  shown(v.node).c_str());
+      ++lines;
+      continue;
+    }
     std::printf("%-30s [%s] %5.1f%% %-9s %s\n",
                 shown(std::filesystem::path(v.input).filename().string()).substr(0, 30).c_str(), bar(frac, 30).c_str(),
                 frac * 100, to_string(v.state).c_str(), shown(v.node).c_str());

@@ -78,7 +78,15 @@ TEST_F(Chaos, RandomKillsOfWorkersNodesAndTheCoordinatorLoseAndDoubleNothing) {
   }
 
   // The killer.
-  std::mt19937 rng(12345u + static_cast<unsigned>(getpid()));
+  // A different schedule each run; the seed is printed (and recorded with a
+  // failure) so a failing schedule can be replayed: FRAMEHIVE_CHAOS_SEED=N.
+  const char* seed_env = std::getenv("FRAMEHIVE_CHAOS_SEED");
+  const unsigned seed = seed_env ? static_cast<unsigned>(std::strtoul(seed_env, nullptr, 10))
+                                 : 12345u + static_cast<unsigned>(getpid());
+  std::printf("chaos: seed %u (replay with FRAMEHIVE_CHAOS_SEED=%u)\n", seed, seed);
+  RecordProperty("seed", std::to_string(seed));
+  SCOPED_TRACE("chaos seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
   int worker_kills = 0, node_kills = 0, coordinator_kills = 0;
   uint64_t redelivered = 0;
   std::map<std::string, uint64_t> redelivered_by;  // consumer id -> max seen (counts are per video run)
