@@ -436,7 +436,13 @@ result<std::unique_ptr<decoder>, media_error> decoder::open(const std::string& i
   if (auto ok = p->open_codec(); !ok)
     return ok.error();
   p->describe();
-  if (options.count_frames && !options.start_frame) {
+  // A live source (unknown length, cannot seek) is neither counted nor
+  // resumed at a frame: either would read a stream that never ends.
+  const bool live = p->info.frame_count < 0 && p->in.fmt->pb && !(p->in.fmt->pb->seekable & AVIO_SEEKABLE_NORMAL);
+  if (live && options.start_frame > 0)
+    return media_error{media_errc::invalid_argument, input,
+                       "a live stream cannot be resumed at frame " + std::to_string(options.start_frame)};
+  if (options.count_frames && !options.start_frame && !live) {
     auto idx = scan_packets(input, options.allowed_protocols);
     if (idx) {
       p->info.frame_count = static_cast<int64_t>(idx->pts.size());
