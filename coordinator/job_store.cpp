@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <type_traits>
 
 namespace framehive {
 
@@ -227,15 +228,28 @@ class job_store::query {
     return sqlite_error(db_, std::string("step: ") + sqlite3_sql(s_));
   }
 
-  /// Steps to the end (for statements that return no rows).
-  store_status finish() {
+  /// Steps through every row, calling `on_row()` for each; it may return
+  /// false to stop early. The one loop over sqlite3_step in the store.
+  template <class F>
+  store_status each_row(F&& on_row) {
     for (;;) {
       auto r = step();
       if (!r)
         return r.error();
       if (!*r)
         return unit{};
+      if constexpr (std::is_same_v<decltype(on_row()), bool>) {
+        if (!on_row())
+          return unit{};
+      } else {
+        on_row();
+      }
     }
+  }
+
+  /// Steps to the end (for statements that return no rows).
+  store_status finish() {
+    return each_row([] {});
   }
 
   int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
@@ -393,12 +407,8 @@ store_result<std::vector<video_row>> job_store::query_videos(std::string_view sq
   if (arg)
     q->bind_all(*arg);
   std::vector<video_row> out;
-  for (;;) {
-    auto more = q->step();
-    if (!more)
-      return more.error();
-    if (!*more)
-      return out;
+  std::string unreadable;  // a row this build cannot read (unknown state text)
+  auto walked = q->each_row([&] {
     video_row r;
     r.id = static_cast<uint64_t>(q->i64(0));
     r.job = static_cast<uint64_t>(q->i64(1));
@@ -413,10 +423,18 @@ store_result<std::vector<video_row>> job_store::query_videos(std::string_view sq
     r.analyzers = split(q->bytes(11));
     r.stride = static_cast<uint32_t>(std::max<int64_t>(1, q->i64(12)));
     auto row = read_video(q->bytes(3), std::move(r));
-    if (!row)
-      return row.error();
+    if (!row) {
+      unreadable = row.error();
+      return false;
+    }
     out.push_back(std::move(*row));
-  }
+    return true;
+  });
+  if (!walked)
+    return walked.error();
+  if (!unreadable.empty())
+    return unreadable;
+  return out;
 }
 
 store_result<std::vector<video_row>> job_store::videos_of(uint64_t job) {
@@ -441,14 +459,9 @@ store_result<std::vector<uint64_t>> job_store::job_ids() {
   if (!q)
     return q.error();
   std::vector<uint64_t> ids;
-  for (;;) {
-    auto more = q->step();
-    if (!more)
-      return more.error();
-    if (!*more)
-      return ids;
-    ids.push_back(static_cast<uint64_t>(q->i64(0)));
-  }
+  if (auto r = q->each_row([&] { ids.push_back(static_cast<uint64_t>(q->i64(0))); }); !r)
+    return r.error();
+  return ids;
 }
 
 store_result<std::optional<job_state>> job_store::state_of_job(uint64_t job) {
@@ -576,14 +589,9 @@ store_result<std::vector<uint64_t>> job_store::jobs_finished_before(double wall_
     return q.error();
   q->bind_all(wall_s);
   std::vector<uint64_t> ids;
-  for (;;) {
-    auto more = q->step();
-    if (!more)
-      return more.error();
-    if (!*more)
-      return ids;
-    ids.push_back(static_cast<uint64_t>(q->i64(0)));
-  }
+  if (auto r = q->each_row([&] { ids.push_back(static_cast<uint64_t>(q->i64(0))); }); !r)
+    return r.error();
+  return ids;
 }
 
 store_result<std::optional<std::string>> job_store::assignment_node(uint64_t video, uint64_t epoch) {
@@ -622,14 +630,14 @@ store_result<int64_t> job_store::upsert(const result_batch& b, uint32_t stride) 
     if (!q)
       return q.error();
     q->bind_all(b.video, b.analyzer, mark);
-    for (;;) {
-      auto more = q->step();
-      if (!more)
-        return more.error();
-      if (!*more || q->i64(0) > mark + step)
-        break;
+    auto walked = q->each_row([&] {
+      if (q->i64(0) > mark + step)
+        return false;
       mark = q->i64(0);
-    }
+      return true;
+    });
+    if (!walked)
+      return walked.error();
   }
   if (auto r = run(sql_set_watermark, b.video, b.analyzer, mark); !r)
     return r.error();
@@ -674,18 +682,16 @@ store_result<std::vector<analysis::stored_frame>> job_store::frames(uint64_t vid
     return q.error();
   q->bind_all(video, analyzer);
   std::vector<analysis::stored_frame> out;
-  for (;;) {
-    auto more = q->step();
-    if (!more)
-      return more.error();
-    if (!*more)
-      return out;
-    // The consumer's JSON text; the catalog reads it. Parsing never throws here.
-    auto data = nlohmann::json::parse(q->bytes(1), nullptr, false);
-    if (!data.is_object())
-      data = nlohmann::json::object();
-    out.push_back({q->i64(0), std::move(data)});
-  }
+  if (auto r = q->each_row([&] {
+        // The consumer's JSON text; the catalog reads it. Parsing never throws here.
+        auto data = nlohmann::json::parse(q->bytes(1), nullptr, false);
+        if (!data.is_object())
+          data = nlohmann::json::object();
+        out.push_back({q->i64(0), std::move(data)});
+      });
+      !r)
+    return r.error();
+  return out;
 }
 
 store_status job_store::summarize_video(uint64_t video) {
@@ -761,28 +767,19 @@ store_result<analyzer_results> job_store::analyzer_results_of(const video_row& v
   if (!nodes)
     return nodes.error();
   nodes->bind_all(v.id, analyzer);
-  for (;;) {
-    auto more = nodes->step();
-    if (!more)
-      return more.error();
-    if (!*more)
-      break;
-    out.result_nodes.push_back(nodes->bytes(0));
-  }
+  if (auto r = nodes->each_row([&] { out.result_nodes.push_back(nodes->bytes(0)); }); !r)
+    return r.error();
   if (!with_frames)
     return out;
   auto rows = prepare(sql_frame_rows);
   if (!rows)
     return rows.error();
   rows->bind_all(v.id, analyzer);
-  for (;;) {
-    auto more = rows->step();
-    if (!more)
-      return more.error();
-    if (!*more)
-      return out;
-    out.frames.push_back(analysis::to_record(rows->i64(0), rows->i64(1), rows->bytes(2)));
-  }
+  if (auto r = rows->each_row(
+          [&] { out.frames.push_back(analysis::to_record(rows->i64(0), rows->i64(1), rows->bytes(2))); });
+      !r)
+    return r.error();
+  return out;
 }
 
 store_result<std::optional<job_results>> job_store::results_of_job(uint64_t job, bool with_frames) {
@@ -834,20 +831,18 @@ store_result<std::vector<artifact_row>> job_store::artifacts_where(std::string_v
     return q.error();
   q->bind_all(id);
   std::vector<artifact_row> out;
-  for (;;) {
-    auto more = q->step();
-    if (!more)
-      return more.error();
-    if (!*more)
-      return out;
-    artifact_row a;
-    a.video = static_cast<uint64_t>(q->i64(0));
-    a.analyzer = q->bytes(1);
-    a.name = q->bytes(2);
-    a.size = static_cast<uint64_t>(q->i64(3));
-    a.sha256 = q->bytes(4);
-    out.push_back(std::move(a));
-  }
+  if (auto r = q->each_row([&] {
+        artifact_row a;
+        a.video = static_cast<uint64_t>(q->i64(0));
+        a.analyzer = q->bytes(1);
+        a.name = q->bytes(2);
+        a.size = static_cast<uint64_t>(q->i64(3));
+        a.sha256 = q->bytes(4);
+        out.push_back(std::move(a));
+      });
+      !r)
+    return r.error();
+  return out;
 }
 
 store_result<std::vector<artifact_row>> job_store::artifacts_of(uint64_t job) {
