@@ -49,6 +49,7 @@
 #include "cli/transfer.hpp"
 #include "common/identity.hpp"
 #include "common/text.hpp"
+#include "media/input_url.hpp"
 
 using namespace framehive;
 using json = nlohmann::json;
@@ -221,7 +222,12 @@ class session : public cli::blob_peer {
   coordinator_actor coord_;
 };
 
-bool is_url(const std::string& s) { return s.find("://") != std::string::npos; }
+/// The node's own reading of an input (media/input_url.hpp): "file://PATH",
+/// "file:PATH" and bare paths are local files; other schemes are URLs.
+bool is_url(const std::string& s) { return !media::locate_input(s).local(); }
+
+/// The local file an input names (its path without a "file:" prefix).
+std::string local_path(const std::string& s) { return media::locate_input(s).path; }
 
 std::string bar(double fraction, int width) {
   fraction = std::max(0.0, std::min(1.0, fraction));
@@ -386,7 +392,7 @@ std::vector<cli::local_video> prepare_uploads(const std::vector<std::string>& in
   for (const auto& in : inputs) {
     if (is_url(in))
       continue;
-    auto v = cli::prepare_upload(in);
+    auto v = cli::prepare_upload(local_path(in));
     if (!v)
       fail_transfer(v.error());
     out.push_back(std::move(*v));
@@ -401,7 +407,9 @@ std::vector<std::string> resolve_inputs(session& s, const std::vector<std::strin
   std::vector<std::string> out;
   if (node_visible) {
     for (const auto& in : inputs)
-      out.push_back(is_url(in) ? in : std::filesystem::absolute(in).lexically_normal().string());
+      // URLs and "file:" forms pass as written; a bare path becomes absolute.
+      out.push_back(is_url(in) || local_path(in) != in ? in
+                                                      : std::filesystem::absolute(in).lexically_normal().string());
     return out;
   }
   const auto uploads = prepare_uploads(inputs);
