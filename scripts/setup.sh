@@ -15,7 +15,7 @@ packages=(
   libssl-dev openssl
   libcli11-dev nlohmann-json3-dev
   prometheus-cpp-dev
-  python3 procps
+  python3 procps iproute2 util-linux
 )
 
 missing=()
