@@ -349,7 +349,7 @@ typename Inspector::result_type inspect(Inspector& f, analysis::named_text& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, analysis::box& x) {
-  return f(caf::meta::type_name("box"), x.x, x.y, x.width, x.height);
+  return f(caf::meta::type_name("box"), x.x, x.y, x.width, x.height, x.label);
 }
 
 template <class Inspector>
@@ -371,13 +371,13 @@ typename Inspector::result_type inspect(Inspector& f, analysis::quarantined_fram
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, analysis::analyzer_summary& x) {
   return f(caf::meta::type_name("analyzer_summary"), x.frames_processed, x.mean_ms, x.p95_ms, x.quarantined,
-           x.numbers, x.segments, x.paths);
+           x.numbers, x.segments, x.paths, x.top_classes);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, analysis::analyzer_settings& x) {
   return f(caf::meta::type_name("analyzer_settings"), x.people_max_width, x.motion_width, x.thumbnail_every_s,
-           x.faults);
+           x.detect_classes, x.detect_max_width, x.detect_model_dir, x.faults);
 }
 
 }  // namespace analysis

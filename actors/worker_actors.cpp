@@ -274,9 +274,10 @@ void consumer_finish(consumer_self self) {
 /// Makes the analyzer, attaches to the ring, reads faults and poison frames;
 /// the error's message if the consumer cannot run.
 std::optional<std::string> consumer_open(consumer_state& st) {
-  st.an = analysis::make_analyzer(st.task.analyzer, st.task.settings);
+  std::string why;
+  st.an = analysis::make_analyzer(st.task.analyzer, st.task.settings, &why);
   if (!st.an)
-    return "unknown analyzer '" + st.task.analyzer + "'";
+    return why;  // an unknown name, or a model this node lacks (named)
   st.warms_up = analysis::preroll_frames(st.task.analyzer) > 0;
   shm::attach_options ao;
   ao.sample_every = std::max<uint32_t>(1, st.task.stride);

@@ -3,7 +3,7 @@
 // Analyzers: a small interface and one factory per kind (analyzers.cpp); what
 // the cluster knows about a kind without OpenCV is in analysis/catalog.hpp.
 // OpenCV only; no weights are downloaded (HOG's people detector is built into
-// OpenCV).
+// OpenCV, detect's cascades come with Debian's opencv-data).
 
 #include <cstdint>
 #include <memory>
@@ -40,8 +40,11 @@ class analyzer {
 };
 
 /// Makes an analyzer of `name`'s kind (see analyzer_kind) with `settings`, or
-/// nullptr if the name is not a valid analyzer name. Settings out of range are
-/// clamped to what the analyzer can work with.
-std::unique_ptr<analyzer> make_analyzer(const std::string& name, const analyzer_settings& settings = {});
+/// nullptr if the name is not a valid analyzer name or the analyzer cannot run
+/// here (detect: an unknown class, a missing or broken cascade file); then
+/// `why`, if given, says which. Settings out of range are clamped to what the
+/// analyzer can work with.
+std::unique_ptr<analyzer> make_analyzer(const std::string& name, const analyzer_settings& settings = {},
+                                        std::string* why = nullptr);
 
 }  // namespace framehive::analysis

@@ -20,6 +20,10 @@ const cv::Size hog_win_stride(8, 8);
 constexpr double hog_scale_step = 1.08;
 constexpr double hog_group_threshold = 2;
 
+/// detect: cascades' scale step and the neighbours a detection needs (more: fewer false ones).
+constexpr double cascade_scale_step = 1.1;
+constexpr int cascade_min_neighbours = 4;
+
 /// motion: MOG2's history (frames) and variance threshold; mask values above
 /// this are foreground (MOG2 marks shadows 127).
 constexpr int mog_history = 200;
@@ -51,35 +55,178 @@ class stats_analyzer final : public analyzer {
   cv::Mat gray_, lap_;
 };
 
+/// `bgr`, or a copy scaled down into `small` if it is wider than `max_width`
+/// (0: never); `scale` maps its pixels back (source = scaled / scale).
+const cv::Mat& at_most(const cv::Mat& bgr, int max_width, cv::Mat& small, double& scale) {
+  scale = 1.0;
+  if (max_width <= 0 || bgr.cols <= max_width)
+    return bgr;
+  scale = static_cast<double>(max_width) / bgr.cols;
+  cv::resize(bgr, small, cv::Size(), scale, scale, cv::INTER_AREA);
+  return small;
+}
+
+/// A box found at `scale`, in source pixels.
+cv::Rect to_source(const cv::Rect& r, double scale) {
+  auto px = [scale](int v) { return static_cast<int>(std::lround(v / scale)); };
+  return {px(r.x), px(r.y), px(r.width), px(r.height)};
+}
+
+bool smaller_than(const cv::Mat& img, const cv::Size& window) {
+  return img.cols < window.width || img.rows < window.height;
+}
+
+/// OpenCV's default HOG people detector (people, and detect's "person").
+class hog_people {
+ public:
+  hog_people() { hog_.setSVMDetector(cv::HOGDescriptor::getDefaultPeopleDetector()); }
+  /// People in `img`'s pixels; none in an image smaller than the 64x128 window.
+  std::vector<cv::Rect> find(const cv::Mat& img) {
+    std::vector<cv::Rect> found;
+    if (!smaller_than(img, hog_.winSize))
+      hog_.detectMultiScale(img, found, 0, hog_win_stride, cv::Size(0, 0), hog_scale_step, hog_group_threshold);
+    return found;
+  }
+
+ private:
+  cv::HOGDescriptor hog_;
+};
+
 /// OpenCV's default HOG people detector on a frame scaled to at most max_width.
 class people_analyzer final : public analyzer {
  public:
-  explicit people_analyzer(const analyzer_settings& s) : max_width_(static_cast<int>(s.people_max_width)) {
-    hog_.setSVMDetector(cv::HOGDescriptor::getDefaultPeopleDetector());
-  }
+  explicit people_analyzer(const analyzer_settings& s) : max_width_(static_cast<int>(s.people_max_width)) {}
   std::string name() const override { return "people"; }
   nlohmann::json process(const cv::Mat& bgr, int64_t, double) override {
     double scale = 1.0;
-    const cv::Mat* img = &bgr;
-    if (max_width_ > 0 && bgr.cols > max_width_) {
-      scale = static_cast<double>(max_width_) / bgr.cols;
-      cv::resize(bgr, small_, cv::Size(), scale, scale, cv::INTER_AREA);
-      img = &small_;
-    }
-    std::vector<cv::Rect> found;
-    hog_.detectMultiScale(*img, found, 0, hog_win_stride, cv::Size(0, 0), hog_scale_step,
-                          hog_group_threshold);
+    const auto found = hog_.find(at_most(bgr, max_width_, small_, scale));
     nlohmann::json boxes = nlohmann::json::array();
-    for (const auto& r : found)
-      boxes.push_back({std::lround(r.x / scale), std::lround(r.y / scale), std::lround(r.width / scale),
-                       std::lround(r.height / scale)});
+    for (const auto& r : found) {
+      const auto b = to_source(r, scale);
+      boxes.push_back({b.x, b.y, b.width, b.height});
+    }
     return {{keys::count, found.size()}, {keys::boxes, boxes}};
   }
 
  private:
   int max_width_;
-  cv::HOGDescriptor hog_;
+  hog_people hog_;
   cv::Mat small_;
+};
+
+/// One class's model in detect.
+class detector {
+ public:
+  virtual ~detector() = default;
+  /// Boxes in the pixels of `bgr` (and of `gray`, its equalised grey image).
+  virtual std::vector<cv::Rect> find(const cv::Mat& bgr, const cv::Mat& gray) = 0;
+};
+
+class hog_detector final : public detector {
+ public:
+  std::vector<cv::Rect> find(const cv::Mat& bgr, const cv::Mat&) override { return hog_.find(bgr); }
+
+ private:
+  hog_people hog_;
+};
+
+/// A Haar or LBP cascade from a file; its training window is the smallest box it finds.
+class cascade_detector final : public detector {
+ public:
+  /// Loads `path`; nullptr and `why` (naming the file) if it is missing or not a cascade.
+  static std::unique_ptr<detector> load(const std::string& cls, const std::string& path, std::string& why) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      why = "detect: the model of class '" + cls + "' is missing: " + path + " (Debian package opencv-data)";
+      return nullptr;
+    }
+    auto d = std::make_unique<cascade_detector>();
+    try {
+      if (!d->cascade_.load(path) || d->cascade_.empty())
+        why = "detect: " + path + " (class '" + cls + "') is not a cascade OpenCV can load";
+    } catch (const cv::Exception& e) {
+      why = "detect: " + path + " (class '" + cls + "') is not a cascade OpenCV can load: " + e.what();
+    }
+    if (!why.empty())
+      return nullptr;
+    d->window_ = d->cascade_.getOriginalWindowSize();
+    return d;
+  }
+  std::vector<cv::Rect> find(const cv::Mat&, const cv::Mat& gray) override {
+    std::vector<cv::Rect> found;
+    if (!smaller_than(gray, window_))
+      cascade_.detectMultiScale(gray, found, cascade_scale_step, cascade_min_neighbours, 0, window_);
+    return found;
+  }
+
+ private:
+  cv::CascadeClassifier cascade_;
+  cv::Size window_;
+};
+
+/// Per class of the selection: the count in the frame (0 included) and the
+/// labelled boxes, on a frame scaled to at most max_width.
+class detect_analyzer final : public analyzer {
+ public:
+  /// nullptr and `why` if a class is unknown or its model cannot be loaded.
+  static std::unique_ptr<analyzer> make(const analyzer_settings& s, std::string& why) {
+    const auto selection = select_detect_classes(s.detect_classes);
+    if (!selection.error.empty()) {
+      why = "detect: " + selection.error;
+      return nullptr;
+    }
+    auto an = std::unique_ptr<detect_analyzer>(new detect_analyzer(s));
+    for (const auto* c : selection.classes) {
+      std::unique_ptr<detector> d;
+      if (c->model == detect_model::hog_people)
+        d = std::make_unique<hog_detector>();
+      else
+        d = cascade_detector::load(std::string(c->name), s.detect_model_dir + "/" + std::string(c->file), why);
+      if (!d)
+        return nullptr;
+      an->needs_gray_ |= c->model != detect_model::hog_people;
+      an->models_.push_back({std::string(c->name), std::move(d)});
+    }
+    return an;
+  }
+  std::string name() const override { return "detect"; }
+  nlohmann::json process(const cv::Mat& bgr, int64_t, double) override {
+    double scale = 1.0;
+    const cv::Mat& img = at_most(bgr, max_width_, small_, scale);
+    if (needs_gray_) {
+      cv::cvtColor(img, gray_, cv::COLOR_BGR2GRAY);
+      cv::equalizeHist(gray_, gray_);
+    }
+    nlohmann::json out = nlohmann::json::object();
+    nlohmann::json boxes = nlohmann::json::array();
+    for (auto& m : models_) {
+      const auto found = m.model->find(img, gray_);
+      out[m.name] = found.size();
+      for (const auto& r : found) {
+        const auto b = to_source(r, scale);
+        boxes.push_back({{keys::box_class, m.name},
+                         {keys::box_x, b.x},
+                         {keys::box_y, b.y},
+                         {keys::box_w, b.width},
+                         {keys::box_h, b.height}});
+      }
+    }
+    out[keys::boxes] = std::move(boxes);
+    return out;
+  }
+
+ private:
+  struct model {
+    std::string name;
+    std::unique_ptr<detector> model;
+  };
+
+  explicit detect_analyzer(const analyzer_settings& s) : max_width_(static_cast<int>(s.detect_max_width)) {}
+
+  int max_width_;
+  bool needs_gray_ = false;
+  std::vector<model> models_;
+  cv::Mat small_, gray_;
 };
 
 /// MOG2 background subtraction on a downscaled frame: the ratio of foreground
@@ -159,10 +306,11 @@ class touch_analyzer final : public analyzer {
 
 // -- factories: one line per kind of the catalog --------------------------------------
 
-using factory = std::unique_ptr<analyzer> (*)(const analyzer_settings&);
+/// An analyzer, or nullptr and `why` if it cannot run with these settings on this node.
+using factory = std::unique_ptr<analyzer> (*)(const analyzer_settings&, std::string& why);
 
 template <class T>
-std::unique_ptr<analyzer> make(const analyzer_settings& settings) {
+std::unique_ptr<analyzer> make(const analyzer_settings& settings, std::string&) {
   return std::make_unique<T>(settings);
 }
 
@@ -174,18 +322,30 @@ struct factory_entry {
 const factory_entry factories[] = {
     {"stats", make<stats_analyzer>},   {"people", make<people_analyzer>},
     {"motion", make<motion_analyzer>}, {"thumbnails", make<thumbnails_analyzer>},
-    {"touch", make<touch_analyzer>},
+    {"touch", make<touch_analyzer>},   {"detect", detect_analyzer::make},
 };
 
 }  // namespace
 
-std::unique_ptr<analyzer> make_analyzer(const std::string& name, const analyzer_settings& settings) {
-  const auto* entry = find_analyzer(name);
-  if (!entry)
-    return nullptr;
-  for (const auto& f : factories)
-    if (f.kind == entry->kind)
-      return f.make(settings);
+std::unique_ptr<analyzer> make_analyzer(const std::string& name, const analyzer_settings& settings,
+                                        std::string* why) {
+  std::string error = "unknown analyzer '" + name + "'";
+  if (const auto* entry = find_analyzer(name)) {
+    for (const auto& f : factories) {
+      if (f.kind != entry->kind)
+        continue;
+      error.clear();
+      try {
+        if (auto an = f.make(settings, error))
+          return an;
+      } catch (const cv::Exception& e) {  // OpenCV's exceptions stop at this boundary
+        error = name + ": " + e.what();
+      }
+      break;
+    }
+  }
+  if (why)
+    *why = error;
   return nullptr;
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <iterator>
+#include <optional>
 
 #include "analysis/result_keys.hpp"
 
@@ -22,6 +24,12 @@ constexpr const char* key_start_frame = "start_frame";
 constexpr const char* key_end_frame = "end_frame";
 constexpr const char* key_start_s = "start_s";
 constexpr const char* key_end_s = "end_s";
+constexpr const char* key_top_classes = "top_classes";
+
+/// detect's summary: per class "total_person", "frames_with_person"; the top-3 classes.
+constexpr const char* prefix_total = "total_";
+constexpr const char* prefix_frames_with = "frames_with_";
+constexpr std::size_t top_class_count = 3;
 
 /// Share of frames at or below the reported high percentile.
 constexpr double high_percentile = 0.95;
@@ -96,6 +104,41 @@ void summarize_thumbnails(const std::vector<stored_frame>& frames, analyzer_summ
   out.numbers.push_back({"count", static_cast<double>(out.paths.size())});
 }
 
+/// Per selected class (a class is selected when frames carry its count, 0
+/// included): its detections and the frames with at least one; then the
+/// classes found most often, ties by name, classes never found left out.
+void summarize_detect(const std::vector<stored_frame>& frames, analyzer_summary& out) {
+  struct tally {
+    std::string name;
+    int64_t total = 0;
+  };
+  std::vector<tally> found;
+  for (const auto& c : detect_class_table()) {
+    const std::string name(c.name);
+    bool selected = false;
+    int64_t total = 0, with = 0;
+    for (const auto& f : frames) {
+      if (!f.data.is_object() || !f.data.contains(name) || !f.data[name].is_number())
+        continue;
+      selected = true;
+      const auto n = static_cast<int64_t>(num(f.data, name.c_str()));
+      total += n;
+      with += n > 0;
+    }
+    if (!selected)
+      continue;
+    out.numbers.push_back({prefix_total + name, static_cast<double>(total)});
+    out.numbers.push_back({prefix_frames_with + name, static_cast<double>(with)});
+    if (total > 0)
+      found.push_back({name, total});
+  }
+  std::sort(found.begin(), found.end(), [](const tally& a, const tally& b) {
+    return a.total != b.total ? a.total > b.total : a.name < b.name;
+  });
+  for (std::size_t i = 0; i < found.size() && i < top_class_count; ++i)
+    out.top_classes.push_back(found[i].name);
+}
+
 void summarize_touch(const std::vector<stored_frame>& frames, analyzer_summary& out) {
   uint64_t sum = 0;
   for (const auto& f : frames)
@@ -127,8 +170,51 @@ const std::vector<analyzer_entry>& analyzer_table() {
        summarize_motion},
       {"thumbnails", "a JPEG thumbnail for the first frame of every period", 0, summarize_thumbnails},
       {"touch", "reads one byte of every row: the framework's own cost per frame", 0, summarize_touch},
+      {"detect", "per class (people, faces, ...: node.ini detect-classes) counts and boxes per frame", 0,
+       summarize_detect},
   };
   return table;
+}
+
+// -- detect's classes -----------------------------------------------------------------------
+
+const std::vector<detect_class>& detect_class_table() {
+  // Default: person (what the seed's pipelines ask for) and face (LBP, about
+  // as costly as person). upper_body and cat_face (small windows, many scales)
+  // cost three to five times both together; plates are for the videos that have them.
+  static const std::vector<detect_class> table{
+      {"person", detect_model::hog_people, "", true},
+      {"face", detect_model::cascade, "lbpcascades/lbpcascade_frontalface_improved.xml", true},
+      {"upper_body", detect_model::cascade, "haarcascades/haarcascade_upperbody.xml", false},
+      {"cat_face", detect_model::cascade, "lbpcascades/lbpcascade_frontalcatface.xml", false},
+      {"licence_plate", detect_model::cascade, "haarcascades/haarcascade_russian_plate_number.xml", false},
+  };
+  return table;
+}
+
+detect_selection select_detect_classes(const std::vector<std::string>& chosen) {
+  detect_selection out;
+  for (const auto& name : chosen) {
+    const auto& table = detect_class_table();
+    if (std::none_of(table.begin(), table.end(), [&](const detect_class& c) { return c.name == name; })) {
+      out.error = "unknown detect class '" + name + "' (classes: " + detect_class_list() + ")";
+      return out;
+    }
+  }
+  for (const auto& c : detect_class_table())
+    if (chosen.empty() ? c.in_default : std::find(chosen.begin(), chosen.end(), c.name) != chosen.end())
+      out.classes.push_back(&c);
+  return out;
+}
+
+std::string detect_class_list() {
+  std::string out;
+  for (const auto& c : detect_class_table()) {
+    if (!out.empty())
+      out += ", ";
+    out += c.name;
+  }
+  return out;
 }
 
 std::string analyzer_kind(const std::string& name) {
@@ -229,16 +315,32 @@ analyzer_summary summarize(const std::string& analyzer, const std::vector<stored
 
 namespace {
 
+/// people's [x, y, w, h]; nullopt if it is not four numbers.
+std::optional<box> array_box(const nlohmann::json& b) {
+  if (!b.is_array() || b.size() != box_values ||
+      !std::all_of(b.begin(), b.end(), [](const nlohmann::json& v) { return v.is_number(); }))
+    return std::nullopt;
+  auto at = [&](std::size_t i) { return static_cast<int32_t>(b[i].get<double>()); };
+  return box{at(0), at(1), at(2), at(3), {}};
+}
+
+/// detect's {"class", "x", "y", "w", "h"}; nullopt without a class or a number.
+std::optional<box> labelled_box(const nlohmann::json& b) {
+  const auto* label = text(b, keys::box_class);
+  const char* const fields[] = {keys::box_x, keys::box_y, keys::box_w, keys::box_h};
+  if (!label || !std::all_of(std::begin(fields), std::end(fields),
+                             [&](const char* k) { return b.contains(k) && b[k].is_number(); }))
+    return std::nullopt;
+  auto at = [&](const char* k) { return static_cast<int32_t>(b[k].get<double>()); };
+  return box{at(keys::box_x), at(keys::box_y), at(keys::box_w), at(keys::box_h), *label};
+}
+
 void add_boxes(const nlohmann::json& boxes, frame_record& r) {
   if (!boxes.is_array())
     return;
-  for (const auto& b : boxes) {
-    if (!b.is_array() || b.size() != box_values ||
-        !std::all_of(b.begin(), b.end(), [](const nlohmann::json& v) { return v.is_number(); }))
-      continue;
-    auto at = [&](std::size_t i) { return static_cast<int32_t>(b[i].get<double>()); };
-    r.boxes.push_back({at(0), at(1), at(2), at(3)});
-  }
+  for (const auto& b : boxes)
+    if (auto parsed = b.is_object() ? labelled_box(b) : array_box(b))
+      r.boxes.push_back(std::move(*parsed));
 }
 
 }  // namespace
@@ -294,6 +396,7 @@ std::string summary_to_text(const analyzer_summary& s) {
                                {key_start_s, g.start_s},
                                {key_end_s, g.end_s}});
   j[key_paths] = s.paths;
+  j[key_top_classes] = s.top_classes;
   // Paths and reasons are bytes; invalid UTF-8 is replaced rather than thrown.
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
@@ -347,13 +450,13 @@ bool read_segments(const ojson& arr, analyzer_summary& out) {
   return true;
 }
 
-bool read_paths(const ojson& arr, analyzer_summary& out) {
+bool read_texts(const ojson& arr, std::vector<std::string>& out) {
   if (!arr.is_array())
     return false;
   for (const auto& p : arr) {
     if (!p.is_string())
       return false;
-    out.paths.push_back(p.get<std::string>());
+    out.push_back(p.get<std::string>());
   }
   return true;
 }
@@ -370,7 +473,9 @@ bool read_field(const std::string& key, const ojson& value, analyzer_summary& ou
   if (key == key_segments)
     return read_segments(value, out);
   if (key == key_paths)
-    return read_paths(value, out);
+    return read_texts(value, out.paths);
+  if (key == key_top_classes)
+    return read_texts(value, out.top_classes);
   if (value.is_number()) {
     out.numbers.push_back({key, value.get<double>()});
     return true;

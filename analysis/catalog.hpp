@@ -76,6 +76,35 @@ frame_record to_record(int64_t frame, int64_t pts, const std::string& data);
 std::string summary_to_text(const analyzer_summary& s);
 bool summary_from_text(const std::string& text, analyzer_summary& out);
 
+// -- detect's classes -----------------------------------------------------------------
+
+/// What finds a class: OpenCV's built-in HOG people detector, or a cascade file.
+enum class detect_model { hog_people, cascade };
+
+/// One class `detect` can look for. The table is plain data so that a node can
+/// check its INI without OpenCV; analyzers.cpp builds the models from it.
+struct detect_class {
+  std::string_view name;  ///< "person", "face", ...: the per-frame key and the box label
+  detect_model model = detect_model::cascade;
+  std::string_view file;    ///< cascade: path below analyzer_settings::detect_model_dir
+  bool in_default = false;  ///< looked for when no classes are chosen
+};
+
+/// Every class, in a stable order (selections, summaries and top-3 ties follow it).
+const std::vector<detect_class>& detect_class_table();
+
+/// The outcome of choosing classes: the table entries, or an error naming an unknown class.
+struct detect_selection {
+  std::vector<const detect_class*> classes;  ///< in table order, each once
+  std::string error;                         ///< empty if every name is a class
+};
+
+/// The classes `chosen` names (analyzer_settings::detect_classes), or the default set if empty.
+detect_selection select_detect_classes(const std::vector<std::string>& chosen);
+
+/// The class names, in table order ("person, face, ...") for errors and help.
+std::string detect_class_list();
+
 /// Motion segments: runs of frames whose foreground ratio is at least
 /// `threshold`, gaps up to `max_gap_s` merged, runs shorter than `min_len_s`
 /// dropped.

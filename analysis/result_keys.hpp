@@ -16,10 +16,17 @@ inline constexpr const char* reason = "reason";            ///< why it was quara
 inline constexpr const char* brightness = "brightness";  ///< stats
 inline constexpr const char* sharpness = "sharpness";    ///< stats
 inline constexpr const char* count = "count";            ///< people: detections
-inline constexpr const char* boxes = "boxes";            ///< people: [[x, y, w, h], ...]
+inline constexpr const char* boxes = "boxes";            ///< people: [[x, y, w, h], ...]; detect: objects (below)
 inline constexpr const char* fg = "fg";                  ///< motion: foreground ratio
 inline constexpr const char* path = "path";              ///< thumbnails: the file written
 inline constexpr const char* error = "error";            ///< thumbnails: why no file was written
 inline constexpr const char* sum = "sum";                ///< touch
+// detect: one count per selected class, keyed by the class name ("person": 2,
+// "face": 0), and "boxes": [{"class": "person", "x": .., "y": .., "w": .., "h": ..}, ...]
+inline constexpr const char* box_class = "class";
+inline constexpr const char* box_x = "x";
+inline constexpr const char* box_y = "y";
+inline constexpr const char* box_w = "w";
+inline constexpr const char* box_h = "h";
 
 }  // namespace framehive::analysis::keys

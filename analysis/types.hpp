@@ -18,6 +18,9 @@ namespace framehive::analysis {
 inline constexpr uint32_t default_people_max_width = 640;
 inline constexpr uint32_t default_motion_width = 160;
 inline constexpr double default_thumbnail_every_s = 5.0;
+inline constexpr uint32_t default_detect_max_width = 640;
+/// Where Debian's opencv-data puts the cascades (haarcascades/, lbpcascades/).
+inline constexpr const char* default_detect_model_dir = "/usr/share/opencv4";
 
 /// Motion: a frame is active when at least this share of its pixels is foreground.
 inline constexpr double motion_active_ratio = 0.01;
@@ -35,6 +38,10 @@ struct analyzer_settings {
   uint32_t people_max_width = default_people_max_width;  ///< people: scale frames down to this width
   uint32_t motion_width = default_motion_width;          ///< motion: width the background model sees
   double thumbnail_every_s = default_thumbnail_every_s;   ///< thumbnails: one JPEG per period
+  /// detect: the classes to look for (catalog.hpp, detect_class_table); empty = the default set.
+  std::vector<std::string> detect_classes;
+  uint32_t detect_max_width = default_detect_max_width;     ///< detect: scale frames down to this width
+  std::string detect_model_dir = default_detect_model_dir;  ///< detect: folder of the cascade files
   std::string faults;  ///< fault injection for tests ("stats:crash@120"); empty = off
 };
 
@@ -56,6 +63,7 @@ struct box {
   int32_t y = 0;
   int32_t width = 0;
   int32_t height = 0;
+  std::string label;  ///< the class ("person", "face"); empty for people's unlabelled boxes
 };
 
 /// One analyzer's stored result for one frame, as the user reads it.
@@ -93,6 +101,7 @@ struct analyzer_summary {
   std::vector<named_number> numbers;  ///< the analyzer's own figures (total_detections, checksum, ...)
   std::vector<segment> segments;      ///< motion
   std::vector<std::string> paths;     ///< files it wrote (thumbnails)
+  std::vector<std::string> top_classes;  ///< detect: up to 3 classes found most often, most first
 };
 
 }  // namespace framehive::analysis

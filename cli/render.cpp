@@ -24,6 +24,13 @@ json number(double v) {
   return v;
 }
 
+/// people's boxes stay [x, y, w, h]; a labelled box (detect) is {class, x, y, w, h}.
+json box_json(const analysis::box& b) {
+  if (b.label.empty())
+    return {b.x, b.y, b.width, b.height};
+  return {{"class", text(b.label)}, {"x", b.x}, {"y", b.y}, {"w", b.width}, {"h", b.height}};
+}
+
 json video_json(const video_status& v) {
   return {{"video", v.video},          {"input", text(v.input)},
           {"state", to_string(v.state)}, {"node", text(v.node)},
@@ -87,6 +94,11 @@ json to_json(const std::string& analyzer, const analysis::analyzer_summary& s) {
     for (const auto& p : s.paths)
       out["paths"].push_back(text(p));
   }
+  if (kind == "detect" || !s.top_classes.empty()) {
+    out["top_classes"] = json::array();
+    for (const auto& c : s.top_classes)
+      out["top_classes"].push_back(text(c));
+  }
   return out;
 }
 
@@ -96,10 +108,11 @@ json to_json(const std::string& analyzer, const analysis::frame_record& f) {
     out[text(n.name)] = number(n.value);
   for (const auto& t : f.texts)
     out[text(t.name)] = text(t.value);
-  if (analysis::analyzer_kind(analyzer) == "people" || !f.boxes.empty()) {
+  const std::string kind = analysis::analyzer_kind(analyzer);
+  if (kind == "people" || kind == "detect" || !f.boxes.empty()) {
     out["boxes"] = json::array();
     for (const auto& b : f.boxes)
-      out["boxes"].push_back({b.x, b.y, b.width, b.height});
+      out["boxes"].push_back(box_json(b));
   }
   if (f.quarantined) {
     out["quarantined"] = true;

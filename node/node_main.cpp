@@ -19,12 +19,22 @@
 
 #include "actors/lifecycle.hpp"
 #include "actors/messages.hpp"
+#include "analysis/catalog.hpp"
 #include "caf/io/all.hpp"
 #include "common/process.hpp"
 #include "node/node_actor.hpp"
 #include "shm/segment.hpp"
 
 namespace {
+
+/// From the catalog's table, so the help cannot drift from it (CAF copies the text).
+std::string detect_classes_help() {
+  std::string defaults;
+  for (const auto* c : framehive::analysis::select_detect_classes({}).classes)
+    defaults += (defaults.empty() ? "" : ", ") + std::string(c->name);
+  return "detect: classes to look for, of " + framehive::analysis::detect_class_list() + " (empty: " + defaults +
+         ")";
+}
 
 struct node_config : caf::actor_system_config {
   std::string coordinator = std::string(framehive::default_coordinator_host) + ":" +
@@ -39,6 +49,9 @@ struct node_config : caf::actor_system_config {
   uint32_t people_max_width = framehive::analysis::default_people_max_width;
   uint32_t motion_width = framehive::analysis::default_motion_width;
   double thumbnail_every_s = framehive::analysis::default_thumbnail_every_s;
+  std::vector<std::string> detect_classes;
+  uint32_t detect_max_width = framehive::analysis::default_detect_max_width;
+  std::string detect_model_dir = framehive::analysis::default_detect_model_dir;
   std::string faults;
   uint32_t poison_attempts = framehive::default_poison_attempts;
   uint32_t restart_limit = framehive::default_restart_limit;
@@ -74,7 +87,10 @@ struct node_config : caf::actor_system_config {
     opt_group{custom_options_, "analyzers"}
         .add(people_max_width, "people-max-width", "people: frames are scaled down to this width first")
         .add(motion_width, "motion-width", "motion: width of the frame the background model sees")
-        .add(thumbnail_every_s, "thumbnail-every-s", "thumbnails: one JPEG per this many seconds");
+        .add(thumbnail_every_s, "thumbnail-every-s", "thumbnails: one JPEG per this many seconds")
+        .add(detect_classes, "detect-classes", detect_classes_help())
+        .add(detect_max_width, "detect-max-width", "detect: frames are scaled down to this width first")
+        .add(detect_model_dir, "detect-model-dir", "detect: folder with haarcascades/ and lbpcascades/");
     opt_group{custom_options_, "testing"}.add(
         pace_fps, "pace-fps", "TESTS ONLY: decoders publish at most this many frames per second (0: off)");
     opt_group{custom_options_, "inputs"}
@@ -91,6 +107,9 @@ struct node_config : caf::actor_system_config {
     a.people_max_width = people_max_width;
     a.motion_width = motion_width;
     a.thumbnail_every_s = thumbnail_every_s;
+    a.detect_classes = detect_classes;
+    a.detect_max_width = detect_max_width;
+    a.detect_model_dir = detect_model_dir;
     a.faults = faults;
     return a;
   }
@@ -132,6 +151,12 @@ int main(int argc, char** argv) {
   node_config cfg;
   if (int rc = framehive::prepare_daemon(cfg, argc, argv, "framehive-node", cfg.tls); rc >= 0)
     return rc;
+
+  // A typo in the class list is refused here, not found out by each video.
+  if (auto chosen = framehive::analysis::select_detect_classes(cfg.detect_classes); !chosen.error.empty()) {
+    std::fprintf(stderr, "framehive-node: [analyzers] detect-classes: %s\n", chosen.error.c_str());
+    return 2;
+  }
 
   framehive::node_options o;
   if (!framehive::split_host_port(cfg.coordinator, o.coordinator_host, o.coordinator_port)) {

@@ -32,7 +32,7 @@ std::vector<std::string> names_of(const analyzer_summary& s) {
 // -- the table ------------------------------------------------------------------------
 
 TEST(Catalog, EveryKindIsKnownWithADescriptionAndASummary) {
-  const std::vector<std::string> kinds{"stats", "people", "motion", "thumbnails", "touch"};
+  const std::vector<std::string> kinds{"stats", "people", "motion", "thumbnails", "touch", "detect"};
   ASSERT_EQ(analyzer_table().size(), kinds.size());
   for (std::size_t i = 0; i < kinds.size(); ++i) {
     const auto& e = analyzer_table()[i];
@@ -42,7 +42,40 @@ TEST(Catalog, EveryKindIsKnownWithADescriptionAndASummary) {
     EXPECT_EQ(find_analyzer(kinds[i]), &e);
     EXPECT_TRUE(is_analyzer(kinds[i]));
   }
-  EXPECT_EQ(analyzer_list(), "stats, people, motion, thumbnails, touch");
+  EXPECT_EQ(analyzer_list(), "stats, people, motion, thumbnails, touch, detect");
+}
+
+// -- detect's classes --------------------------------------------------------------------
+
+std::vector<std::string> names_of(const detect_selection& s) {
+  std::vector<std::string> out;
+  for (const auto* c : s.classes)
+    out.emplace_back(c->name);
+  return out;
+}
+
+TEST(DetectClasses, EveryClassHasAModelAndTheDefaultIsPersonAndFace) {
+  EXPECT_EQ(detect_class_list(), "person, face, upper_body, cat_face, licence_plate");
+  for (const auto& c : detect_class_table())
+    EXPECT_EQ(c.file.empty(), c.model == detect_model::hog_people) << c.name;
+  const auto chosen = select_detect_classes({});
+  EXPECT_TRUE(chosen.error.empty());
+  EXPECT_EQ(names_of(chosen), (std::vector<std::string>{"person", "face"}));
+}
+
+TEST(DetectClasses, AChoiceIsTakenOnceEachInTableOrder) {
+  const auto chosen = select_detect_classes({"licence_plate", "face", "cat_face", "face"});
+  EXPECT_TRUE(chosen.error.empty());
+  EXPECT_EQ(names_of(chosen), (std::vector<std::string>{"face", "cat_face", "licence_plate"}));
+}
+
+TEST(DetectClasses, AnUnknownClassIsRefusedByName) {
+  for (const std::string bad : {"unicorn", "Person", "", "faces"}) {
+    const auto chosen = select_detect_classes({"person", bad});
+    EXPECT_TRUE(chosen.classes.empty()) << bad;
+    EXPECT_NE(chosen.error.find("'" + bad + "'"), std::string::npos) << chosen.error;
+    EXPECT_NE(chosen.error.find("licence_plate"), std::string::npos) << chosen.error;  // says what exists
+  }
 }
 
 TEST(Catalog, LabelledNamesAreInstancesOfTheirKind) {
@@ -171,6 +204,49 @@ TEST(Summary, MotionHasSegmentsAndActiveFrames) {
   EXPECT_DOUBLE_EQ(s.segments[0].end_s, 29 / 25.0);
 }
 
+TEST(Summary, DetectTotalsAndFramesWithPerSelectedClassAndTheTopThreeTiesByName) {
+  const std::vector<stored_frame> frames{
+      at(0, {{"person", 2}, {"face", 0}, {"upper_body", 1}, {"cat_face", 0}, {"licence_plate", 3}, {"ms", 10}}),
+      at(1, {{"person", 2}, {"face", 4}, {"upper_body", 0}, {"cat_face", 0}, {"licence_plate", 0}, {"ms", 30}}),
+      at(2, {{"person", 0}, {"face", 0}, {"upper_body", 1}, {"cat_face", 0}, {"licence_plate", 1}, {"ms", 20}}),
+      at(3, {{"quarantined", true}, {"reason", "poison"}, {"person", 50}, {"ms", 1000}}),
+  };
+  const auto s = summarize("detect", frames);
+  EXPECT_EQ(s.frames_processed, 3u);
+  EXPECT_DOUBLE_EQ(s.mean_ms, 20);
+  EXPECT_DOUBLE_EQ(s.p95_ms, 30);
+  EXPECT_EQ(names_of(s), (std::vector<std::string>{"total_person", "frames_with_person", "total_face",
+                                                   "frames_with_face", "total_upper_body", "frames_with_upper_body",
+                                                   "total_cat_face", "frames_with_cat_face", "total_licence_plate",
+                                                   "frames_with_licence_plate"}));
+  EXPECT_EQ(number(s, "total_person"), 4);
+  EXPECT_EQ(number(s, "frames_with_person"), 2);
+  EXPECT_EQ(number(s, "total_face"), 4);
+  EXPECT_EQ(number(s, "frames_with_face"), 1);
+  EXPECT_EQ(number(s, "total_upper_body"), 2);
+  EXPECT_EQ(number(s, "frames_with_upper_body"), 2);
+  EXPECT_EQ(number(s, "total_cat_face"), 0);
+  EXPECT_EQ(number(s, "frames_with_cat_face"), 0);
+  EXPECT_EQ(number(s, "total_licence_plate"), 4);
+  EXPECT_EQ(number(s, "frames_with_licence_plate"), 2);
+  // Three classes tie at 4: by name. upper_body (2) is fourth.
+  EXPECT_EQ(s.top_classes, (std::vector<std::string>{"face", "licence_plate", "person"}));
+}
+
+TEST(Summary, DetectRanksByTotalNotByTableOrder) {
+  const auto s = summarize("detect.cam", {at(0, {{"person", 1}, {"face", 3}, {"cat_face", 1}}),
+                                          at(1, {{"person", 0}, {"face", 2}, {"cat_face", 1}})});
+  EXPECT_EQ(s.top_classes, (std::vector<std::string>{"face", "cat_face", "person"}));
+  EXPECT_EQ(number(s, "frames_with_person"), 1);
+}
+
+TEST(Summary, DetectReportsSelectedClassesFoundNowhereButRanksNoneOfThem) {
+  const auto s = summarize("detect", {at(0, {{"face", 0}, {"boxes", json::array()}}), at(1, {{"face", 0}})});
+  EXPECT_EQ(names_of(s), (std::vector<std::string>{"total_face", "frames_with_face"}));
+  EXPECT_EQ(number(s, "total_face"), 0);
+  EXPECT_TRUE(s.top_classes.empty());
+}
+
 TEST(Summary, UnknownAnalyzersGetOnlyTheCommonFigures) {
   const auto s = summarize("nope", {at(0, {{"sum", 1}, {"ms", 2}})});
   EXPECT_EQ(s.frames_processed, 1u);
@@ -192,6 +268,7 @@ TEST(Summary, DataOfTheWrongShapeCountsAsZeroAndNeverThrows) {
     EXPECT_EQ(s.mean_ms, 0) << e.kind;
     EXPECT_TRUE(s.paths.empty()) << e.kind;
     EXPECT_TRUE(s.segments.empty()) << e.kind;
+    EXPECT_TRUE(s.top_classes.empty()) << e.kind;
   }
 }
 
@@ -272,6 +349,29 @@ TEST(Record, NumbersTextsBoxesAndTimesAreTyped) {
   EXPECT_EQ(r.boxes[0].width, 30);
   EXPECT_EQ(r.boxes[0].height, 40);
   EXPECT_EQ(r.boxes[1].height, 8);
+  EXPECT_EQ(r.boxes[0].label, "");  // people's boxes have no class
+}
+
+TEST(Record, DetectCountsAreNumbersAndItsBoxesKeepTheirClass) {
+  const auto r = to_record(4, 40, R"({"person":2,"face":0,"boxes":[
+      {"class":"person","x":10,"y":20,"w":64,"h":128},
+      {"class":"face","x":5,"y":6,"w":24,"h":24},
+      {"x":1,"y":2,"w":3,"h":4},
+      {"class":"face","x":"1","y":2,"w":3,"h":4},
+      {"class":7,"x":1,"y":2,"w":3,"h":4}]})");
+  ASSERT_EQ(r.numbers.size(), 2u);  // keys in JSON order: face, person
+  EXPECT_EQ(r.numbers[0].name, "face");
+  EXPECT_EQ(r.numbers[0].value, 0);
+  EXPECT_EQ(r.numbers[1].name, "person");
+  EXPECT_EQ(r.numbers[1].value, 2);
+  ASSERT_EQ(r.boxes.size(), 2u);  // without a class, or with a field not a number: skipped
+  EXPECT_EQ(r.boxes[0].label, "person");
+  EXPECT_EQ(r.boxes[0].x, 10);
+  EXPECT_EQ(r.boxes[0].y, 20);
+  EXPECT_EQ(r.boxes[0].width, 64);
+  EXPECT_EQ(r.boxes[0].height, 128);
+  EXPECT_EQ(r.boxes[1].label, "face");
+  EXPECT_EQ(r.boxes[1].height, 24);
 }
 
 TEST(Record, AQuarantinedFrameCarriesItsReason) {
@@ -329,6 +429,7 @@ analyzer_summary full_summary() {
   s.numbers = {{"total_detections", 17}, {"frames_with_people", 9}, {"max_people", 3}, {"big", 1e15 + 1}};
   s.segments = {{10, 29, 0.4, 1.16}, {100, 180, 4.0, 7.2}};
   s.paths = {"/out/thumb_0.jpg", "/out/thumb_125.jpg"};
+  s.top_classes = {"person", "face"};
   return s;
 }
 
@@ -354,6 +455,7 @@ void expect_equal(const analyzer_summary& a, const analyzer_summary& b) {
     EXPECT_EQ(a.segments[i].end_s, b.segments[i].end_s);
   }
   EXPECT_EQ(a.paths, b.paths);
+  EXPECT_EQ(a.top_classes, b.top_classes);
 }
 
 TEST(SummaryText, RoundTripsEveryFieldInOrder) {
@@ -380,6 +482,14 @@ TEST(SummaryText, RoundTripsWhatSummarizeComputes) {
   expect_equal(back, s);
 }
 
+TEST(SummaryText, RoundTripsADetectSummary) {
+  const auto s = summarize("detect", {at(0, {{"person", 2}, {"face", 1}}), at(1, {{"person", 1}, {"face", 0}})});
+  ASSERT_EQ(s.top_classes.size(), 2u);
+  analyzer_summary back;
+  ASSERT_TRUE(summary_from_text(summary_to_text(s), back));
+  expect_equal(back, s);
+}
+
 TEST(SummaryText, ReadsTheFlatSummariesOlderVersionsStored) {
   const std::string old = R"({"active_frames":20,"frames_processed":50,"mean_ms":2.5,"p95_ms":4.0,
     "quarantined":[{"frame":50,"reason":"poison"}],
@@ -401,6 +511,7 @@ TEST(SummaryText, GarbageIsRefusedAndLeavesTheOutputAlone) {
         std::string("{\"mean_ms\":\"x\"}"), std::string("{\"frames_processed\":-1}"),
         std::string("{\"quarantined\":[{\"reason\":\"no frame\"}]}"),
         std::string("{\"segments\":[{\"start_s\":1}]}"), std::string("{\"paths\":[1]}"),
+        std::string("{\"top_classes\":[\"face\",2]}"),
         std::string("{\"figure\":\"text\"}"), std::string("{\"paths\":\"\xff\"}")}) {
     analyzer_summary out = full_summary();
     bool ok = true;

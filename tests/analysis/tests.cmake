@@ -6,5 +6,5 @@ framehive_add_test(catalog_test
 
 framehive_add_test(analyzers_test
   SOURCES analysis/analyzers_test.cpp
-  LIBS framehive::analysis opencv_core
-  TIMEOUT 60)
+  LIBS framehive::analysis opencv_core opencv_imgproc opencv_videoio
+  TIMEOUT 120)

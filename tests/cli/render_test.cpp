@@ -59,11 +59,39 @@ TEST(Render, WholeNumbersPrintAsIntegersAndFramesKeepTheirFields) {
   f.pts = 3000;
   f.t = 0.1;
   f.numbers = {{"count", 2}, {"fg", 0.25}};
-  f.boxes = {{1, 2, 3, 4}};
+  f.boxes = {{1, 2, 3, 4, ""}};
   const auto j = framehive::cli::to_json("people", f);
   EXPECT_TRUE(j["count"].is_number_integer());
   EXPECT_DOUBLE_EQ(j["fg"].get<double>(), 0.25);
   EXPECT_EQ(j["boxes"][0], nlohmann::json({1, 2, 3, 4}));
   EXPECT_EQ(j["frame"], 3);
   EXPECT_FALSE(j.contains("quarantined"));
+}
+
+TEST(Render, DetectBoxesAreObjectsWithTheirClassAndPeopleBoxesStayArrays) {
+  framehive::analysis::frame_record f;
+  f.numbers = {{"person", 1}, {"face", 0}};
+  f.boxes = {{10, 20, 64, 128, "person"}};
+  const auto j = framehive::cli::to_json("detect", f);
+  EXPECT_EQ(j["person"], 1);
+  EXPECT_EQ(j["face"], 0);
+  EXPECT_EQ(j["boxes"][0], nlohmann::json({{"class", "person"}, {"x", 10}, {"y", 20}, {"w", 64}, {"h", 128}}));
+  f.boxes.clear();
+  EXPECT_EQ(framehive::cli::to_json("detect.cam", f)["boxes"], nlohmann::json::array());  // none found: still a list
+
+  framehive::analysis::frame_record p;
+  p.boxes = {{1, 2, 3, 4, ""}};
+  EXPECT_EQ(framehive::cli::to_json("people", p)["boxes"][0], nlohmann::json({1, 2, 3, 4}));
+}
+
+TEST(Render, DetectSummaryShowsTheTopClassesEvenWhenNoneWereFound) {
+  framehive::analysis::analyzer_summary s;
+  s.numbers = {{"total_person", 12}, {"frames_with_person", 7}};
+  s.top_classes = {"person"};
+  const auto j = framehive::cli::to_json("detect", s);
+  EXPECT_EQ(j["total_person"], 12);
+  EXPECT_EQ(j["top_classes"], nlohmann::json::array({"person"}));
+  EXPECT_EQ(framehive::cli::to_json("detect", framehive::analysis::analyzer_summary{})["top_classes"],
+            nlohmann::json::array());
+  EXPECT_FALSE(framehive::cli::to_json("stats", framehive::analysis::analyzer_summary{}).contains("top_classes"));
 }

@@ -166,6 +166,47 @@ TEST_F(Cluster, PeopleFindsPeopleInMostFramesOfVtest) {
   EXPECT_GE(s["max_people"].get<int>(), 2);
 }
 
+TEST_F(Cluster, DetectCountsClassesPerFrameOfVtestAndRanksThem) {
+  start_cluster({"n1"});
+  // Every 40th frame (0, 40, ..., 760): 20 frames with the default classes, a few seconds.
+  const auto job = submit(opencv_data + "/vtest.avi --analyzers detect --stride 40");
+  ASSERT_EQ(wait_job(job), "done");
+  auto r = cli_json("results " + std::to_string(job) + " --json --frames");
+  const auto& a = r["videos"][0]["analyzers"]["detect"];
+  const auto& s = a["summary"];
+  ASSERT_EQ(s["frames_processed"], 20) << s.dump();
+  EXPECT_GE(s["frames_with_person"].get<int>(), 12) << s.dump();  // 60%
+  EXPECT_GE(s["total_person"].get<int>(), s["frames_with_person"].get<int>());
+  EXPECT_TRUE(s.contains("total_face") && s.contains("frames_with_face")) << s.dump();
+  ASSERT_FALSE(s["top_classes"].empty()) << s.dump();
+  EXPECT_EQ(s["top_classes"][0], "person") << s.dump();
+  int64_t person_boxes = 0;
+  for (const auto& f : a["frames"]) {
+    ASSERT_TRUE(f["person"].is_number_integer() && f["face"].is_number_integer()) << f.dump();
+    for (const auto& b : f["boxes"])
+      person_boxes += b["class"] == "person";
+  }
+  EXPECT_EQ(person_boxes, s["total_person"].get<int64_t>());
+}
+
+TEST_F(Cluster, DetectWithoutItsCascadeFileFailsTheVideoNamingTheFile) {
+  const std::string models = (dir_ / "no-models").string();
+  start_cluster({"n1"}, {"--analyzers.detect-model-dir=" + models});
+  const auto job = submit(make_clip("clip.mp4", 1, 15) + " --analyzers detect");
+  EXPECT_EQ(wait_job(job), "failed");
+  auto r = cli_json("results " + std::to_string(job) + " --json");
+  const std::string err = r["videos"][0]["error"];
+  EXPECT_NE(err.find(models + "/lbpcascades/lbpcascade_frontalface_improved.xml"), std::string::npos) << err;
+}
+
+TEST_F(Cluster, NodeRefusesToStartWithAnUnknownDetectClass) {
+  const auto r = run_command("timeout 20 " + bin("framehive-node") + " --coordinator=" + address() +
+                             " --shm-prefix=" + shm_prefix() + " --output-dir=" + (dir_ / "out").string() +
+                             " '--analyzers.detect-classes=[\"person\",\"unicorn\"]' 2>&1");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("unknown detect class 'unicorn'"), std::string::npos) << r.out;
+}
+
 TEST_F(Cluster, KilledWorkerIsRestartedAndTheJobStillGetsEveryFrameOnce) {
   // Paced: 600 frames take 4 s whatever the machine, so the kill lands while
   // the decoder runs (unpaced, the video could end within a second).
