@@ -3,10 +3,12 @@
 #include <dlfcn.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <signal.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "actors/messages.hpp"
 #include "caf/io/middleman.hpp"
@@ -45,10 +47,52 @@ extern "C" int SSL_write(SSL* ssl, const void* buf, int num) {
   return next(ssl, buf, num);
 }
 
+// -- who the server is ----------------------------------------------------------------------
+//
+// The CA check proves a server holds *a* certificate of the cluster; a node's
+// or a user's would pass it too, and could then pose as the coordinator to
+// anyone whose traffic it can redirect. Every TLS connection a framehive
+// process opens goes to a coordinator (nodes and the CLI connect to nothing
+// else; workers reach their node in plaintext on loopback), so a handshake
+// also requires the server's certificate to say OU=coordinator.
+
+namespace {
+
+std::string name_entry(X509_NAME* name, int nid) {
+  char buf[256] = {0};
+  const int n = name ? X509_NAME_get_text_by_NID(name, nid, buf, sizeof(buf)) : -1;
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+/// Empty if the server's certificate is a coordinator's, else why not.
+std::string not_a_coordinator(SSL* ssl) {
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (!cert)
+    return "the server presented no certificate";
+  X509_NAME* subject = X509_get_subject_name(cert);
+  const std::string role = name_entry(subject, NID_organizationalUnitName);
+  const std::string cn = name_entry(subject, NID_commonName);
+  X509_free(cert);
+  if (role == "coordinator")
+    return {};
+  return "the server's certificate (CN=" + cn + ", OU=" + role +
+         ") is not a coordinator's (OU=coordinator): refused";
+}
+
+}  // namespace
+
 extern "C" int SSL_connect(SSL* ssl) {
   static const auto next = next_definition<int (*)(SSL*)>("SSL_connect");
   ERR_clear_error();
-  return next(ssl);
+  const int rc = next(ssl);
+  if (rc != 1)
+    return rc;
+  if (const auto why = not_a_coordinator(ssl); !why.empty()) {
+    std::fprintf(stderr, "framehive: TLS: %s\n", why.c_str());  // the CLI has no log; daemons keep stderr
+    ERR_raise_data(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED, "%s", why.c_str());
+    return -1;
+  }
+  return rc;
 }
 
 extern "C" int SSL_accept(SSL* ssl) {

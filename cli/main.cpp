@@ -29,6 +29,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <iostream>
 #include <functional>
@@ -158,16 +159,13 @@ class session : public cli::blob_peer {
     if (!c)
       std::_Exit(explain_connect_error(c.error(), address, tls.enabled(), *sys_));
     coord_ = *c;
+    self_.emplace(*sys_);
   }
 
   /// Sends a request and returns the reply or the error.
   template <class T, class... Ts>
   caf::expected<T> request(Ts&&... xs) {
-    caf::scoped_actor self{*sys_};
-    caf::expected<T> out{caf::error{}};
-    self->request(coord_, std::chrono::seconds(30), std::forward<Ts>(xs)...)
-        .receive([&](T& x) { out = std::move(x); }, [&](caf::error& e) { out = std::move(e); });
-    return out;
+    return await<T>((*self_)->request(coord_, request_timeout, std::forward<Ts>(xs)...));
   }
 
   /// Sends a request and returns the reply; on error prints it and exits.
@@ -184,12 +182,46 @@ class session : public cli::blob_peer {
   // -- blob_peer: the data path's requests --
 
   caf::expected<upload_offer> begin(const upload_begin& x) override { return request<upload_offer>(x); }
-  caf::expected<uint64_t> send(upload_chunk x) override { return request<uint64_t>(std::move(x)); }
-  caf::expected<blob_chunk> fetch(const std::string& sha256, uint64_t offset) override {
-    return request<blob_chunk>(fetch_atom::value, sha256, offset);
+  void send_chunk(upload_chunk x) override {
+    acks_.push_back((*self_)->request(coord_, request_timeout, std::move(x)));
+  }
+  caf::expected<uint64_t> next_ack() override { return await<uint64_t>(take_oldest(acks_)); }
+  void request_chunk(const std::string& sha256, uint64_t offset) override {
+    chunks_.push_back((*self_)->request(coord_, request_timeout, fetch_atom::value, sha256, offset));
+  }
+  caf::expected<blob_chunk> next_chunk() override { return await<blob_chunk>(take_oldest(chunks_)); }
+  void abandon() override {
+    // Their replies stay in the mailbox, skipped by every later receive (each
+    // waits for its own request's id).
+    acks_.clear();
+    chunks_.clear();
   }
 
  private:
+  /// Every request, the chunks in flight included, gives up after this.
+  static constexpr auto request_timeout = std::chrono::seconds(30);
+
+  using ack_handle =
+      decltype(std::declval<caf::scoped_actor&>()->request(std::declval<coordinator_actor&>(), request_timeout,
+                                                           std::declval<upload_chunk>()));
+  using chunk_handle = decltype(std::declval<caf::scoped_actor&>()->request(
+      std::declval<coordinator_actor&>(), request_timeout, fetch_atom::value, std::string{}, uint64_t{}));
+
+  template <class Handle>
+  static Handle take_oldest(std::deque<Handle>& q) {
+    Handle h = std::move(q.front());
+    q.pop_front();
+    return h;
+  }
+
+  /// Waits for the reply to one request (others stay queued for their turn).
+  template <class T, class Handle>
+  static caf::expected<T> await(Handle&& h) {
+    caf::expected<T> out{caf::error{}};
+    h.receive([&](T& x) { out = std::move(x); }, [&](caf::error& e) { out = std::move(e); });
+    return out;
+  }
+
   caf::expected<coordinator_actor> connect(const std::string& host, uint16_t port, bool tls) {
     watchdog guard(connect_deadline, "connecting to " + host + ":" + std::to_string(port));
     if (tls)
@@ -220,6 +252,11 @@ class session : public cli::blob_peer {
   cli_config cfg_;
   std::optional<caf::actor_system> sys_;
   coordinator_actor coord_;
+  /// One actor for every request of this session (made once: the chunks in
+  /// flight are its requests). Destroyed before the actor system.
+  std::optional<caf::scoped_actor> self_;
+  std::deque<ack_handle> acks_;      ///< upload chunks sent, oldest first
+  std::deque<chunk_handle> chunks_;  ///< fetch requests sent, oldest first
 };
 
 /// The node's own reading of an input (media/input_url.hpp): "file://PATH",

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/chunk_window.hpp"
 #include "common/digest.hpp"
 #include "common/text.hpp"
 #include "media/decoder.hpp"
@@ -129,6 +130,31 @@ result<local_video, transfer_error> prepare_upload(const std::string& path) {
   return v;
 }
 
+namespace {
+
+/// Reads the chunk `c` of the upload of `v`, after checking the file still
+/// has the size it was hashed at: the error names the file and the change.
+result<std::vector<char>, transfer_error> read_chunk(int fd, const local_video& v, const chunk_span& c) {
+  using out = result<std::vector<char>, transfer_error>;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != v.size)
+    return out(local_error(v.path, "changed size during the upload (was " + std::to_string(v.size) +
+                                       " bytes, now " + std::to_string(st.st_size) +
+                                       "); upload abandoned, nothing made visible"));
+  // A fresh buffer per chunk: it moves into the message, no copy on the way.
+  std::vector<char> data(static_cast<std::size_t>(c.length));
+  const ssize_t got = read_at(fd, data.data(), data.size(), c.offset);
+  if (got < 0)
+    return out(local_error(v.path, std::string("read failed during the upload: ") + std::strerror(errno)));
+  if (static_cast<uint64_t>(got) != c.length)
+    return out(local_error(v.path, "shrank during the upload (ends at " + std::to_string(c.offset + got) +
+                                       " bytes, was " + std::to_string(v.size) +
+                                       "); upload abandoned, nothing made visible"));
+  return data;
+}
+
+}  // namespace
+
 result<upload_outcome, transfer_error> upload(blob_peer& peer, const local_video& v, bool progress) {
   upload_outcome out{"blob:" + v.sha256 + "/" + v.name, false, 0};
   auto offer = peer.begin(upload_begin{v.sha256, v.size, v.name});
@@ -138,35 +164,37 @@ result<upload_outcome, transfer_error> upload(blob_peer& peer, const local_video
     out.already_stored = true;
     return out;
   }
+  if (offer->offset > v.size)
+    return local_error(v.path, "the coordinator offered to resume at byte " + std::to_string(offer->offset) +
+                                   ", past the file's " + std::to_string(v.size) + " bytes");
   fd_guard f{::open(v.path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (f.fd < 0)
     return local_error(v.path, std::string("cannot read: ") + std::strerror(errno));
   progress_meter meter(v.name, v.size, progress);
-  std::vector<char> buffer(blob_chunk_bytes);
-  uint64_t offset = offer->offset;
-  while (offset < v.size) {
-    struct stat st {};
-    if (::fstat(f.fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != v.size)
-      return local_error(v.path, "changed size during the upload (was " + std::to_string(v.size) + " bytes, now " +
-                                     std::to_string(st.st_size) + "); upload abandoned, nothing made visible");
-    const auto want = static_cast<std::size_t>(std::min<uint64_t>(blob_chunk_bytes, v.size - offset));
-    const ssize_t got = read_at(f.fd, buffer.data(), want, offset);
-    if (got < 0)
-      return local_error(v.path, std::string("read failed during the upload: ") + std::strerror(errno));
-    if (static_cast<std::size_t>(got) != want)
-      return local_error(v.path, "shrank during the upload (ends at " + std::to_string(offset + got) +
-                                     " bytes, was " + std::to_string(v.size) + "); upload abandoned, nothing made visible");
-    auto next = peer.send(upload_chunk{offer->upload, offset,
-                                       std::vector<char>(buffer.begin(), buffer.begin() + got)});
+  chunk_window window(offer->offset, v.size, blob_chunk_bytes, transfer_window_chunks);
+  auto fail = [&peer](transfer_error e) {
+    peer.abandon();
+    return e;
+  };
+  while (!window.done()) {
+    while (auto c = window.next()) {
+      auto data = read_chunk(f.fd, v, *c);
+      if (!data)
+        return fail(data.error());
+      peer.send_chunk(upload_chunk{offer->upload, c->offset, std::move(*data)});
+    }
+    const chunk_span oldest = *window.oldest();
+    auto next = peer.next_ack();
     if (!next)
-      return remote_error(v.path, "upload failed (did the file change while it was read?)", next.error());
-    out.bytes_sent += static_cast<uint64_t>(got);
-    if (*next <= offset)
-      return local_error(v.path, "the coordinator did not accept bytes at offset " + std::to_string(offset));
-    offset = *next;
-    meter.update(offset);
+      return fail(remote_error(v.path, "upload failed (did the file change while it was read?)", next.error()));
+    if (*next != oldest.end() || !window.complete(oldest))
+      return fail(local_error(v.path, "the coordinator did not accept the bytes at offset " +
+                                          std::to_string(oldest.offset) + " (it expects offset " +
+                                          std::to_string(*next) + ")"));
+    out.bytes_sent += oldest.length;
+    meter.update(window.completed());
   }
-  meter.finish(offset);
+  meter.finish(window.completed());
   return out;
 }
 
@@ -189,33 +217,43 @@ result<unit, std::string> prepare_output_dir(const std::string& dir) {
 
 namespace {
 
-/// Streams a blob into `tmp`, hashing what arrives; the error if it is short,
-/// long or the chunks do not line up.
+/// Streams a blob into `tmp` with a window of chunk requests in flight,
+/// hashing what arrives; the error if a chunk is short, long, or does not
+/// line up with the one asked for.
 result<std::string, transfer_error> download_to(blob_peer& peer, const artifact_row& row, const fs::path& tmp,
                                                 progress_meter& meter) {
+  using out_type = result<std::string, transfer_error>;
   std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
   if (!out)
-    return result<std::string, transfer_error>(local_error(tmp.string(), "cannot create: " + std::string(std::strerror(errno))));
+    return out_type(local_error(tmp.string(), "cannot create: " + std::string(std::strerror(errno))));
   sha256 hash;
-  uint64_t offset = 0;
-  while (offset < row.size) {
-    auto c = peer.fetch(row.sha256, offset);
+  chunk_window window(0, row.size, blob_chunk_bytes, transfer_window_chunks);
+  auto fail = [&peer](transfer_error e) {
+    peer.abandon();
+    return out_type(std::move(e));
+  };
+  while (!window.done()) {
+    while (auto c = window.next())
+      peer.request_chunk(row.sha256, c->offset);
+    const chunk_span want = *window.oldest();
+    auto c = peer.next_chunk();
     if (!c)
-      return result<std::string, transfer_error>(remote_error(row.name, "fetch failed", c.error()));
-    if (c->offset != offset || c->data.empty() || c->data.size() > blob_chunk_bytes ||
-        c->size != row.size || offset + c->data.size() > row.size)
-      return result<std::string, transfer_error>(
-          local_error(row.name, "the coordinator sent a chunk that does not fit the artifact (offset " +
-                                    std::to_string(c->offset) + ", " + std::to_string(c->data.size()) +
-                                    " bytes, size " + std::to_string(c->size) + ")"));
-    out.write(c->data.data(), static_cast<std::streamsize>(c->data.size()));
+      return fail(remote_error(row.name, "fetch failed", c.error()));
+    if (c->offset != want.offset || c->data.size() != want.length || c->size != row.size ||
+        !window.complete(want))
+      return fail(local_error(row.name, "the coordinator sent a chunk that does not fit the artifact (offset " +
+                                            std::to_string(c->offset) + ", " + std::to_string(c->data.size()) +
+                                            " bytes, size " + std::to_string(c->size) + "; expected offset " +
+                                            std::to_string(want.offset) + ", " + std::to_string(want.length) +
+                                            " bytes, size " + std::to_string(row.size) + ")"));
+    if (!out.write(c->data.data(), static_cast<std::streamsize>(c->data.size())))
+      return fail(local_error(tmp.string(), "write failed (disk full?)"));
     hash.update(c->data.data(), c->data.size());
-    offset += c->data.size();
-    meter.update(offset);
+    meter.update(window.completed());
   }
   out.close();
   if (!out)
-    return result<std::string, transfer_error>(local_error(tmp.string(), "write failed (disk full?)"));
+    return out_type(local_error(tmp.string(), "write failed (disk full?)"));
   return hash.hex_digest();
 }
 

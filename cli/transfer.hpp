@@ -2,9 +2,10 @@
 
 // The CLI's side of the data path (issue 12): uploading a local video into the
 // coordinator's content-addressed store, and fetching a job's artifacts from
-// it. Both move one chunk (blob_chunk_bytes) at a time, so memory stays
-// bounded whatever the file's size, and both check SHA-256: the coordinator
-// checks an upload, this side checks every artifact it writes.
+// it. Both keep a small window of chunk requests in flight (chunk_window:
+// transfer_window_chunks of blob_chunk_bytes), so the link stays busy while
+// memory stays bounded whatever the file's size, and both check SHA-256: the
+// coordinator checks an upload, this side checks every artifact it writes.
 
 #include <cstdint>
 #include <string>
@@ -16,14 +17,25 @@
 namespace framehive::cli {
 
 /// The coordinator requests a transfer needs; the CLI's session implements
-/// them (tests may fake them).
+/// them (tests fake them). Chunk requests are sent without waiting; their
+/// replies are taken in the order the requests were sent (one coordinator
+/// actor answers them one by one over one connection).
 class blob_peer {
  public:
   virtual ~blob_peer() = default;
   virtual caf::expected<upload_offer> begin(const upload_begin& x) = 0;
-  /// Replies the next offset the coordinator expects.
-  virtual caf::expected<uint64_t> send(upload_chunk x) = 0;
-  virtual caf::expected<blob_chunk> fetch(const std::string& sha256, uint64_t offset) = 0;
+  /// Sends a chunk of an upload; its reply comes from next_ack().
+  virtual void send_chunk(upload_chunk x) = 0;
+  /// The reply to the oldest chunk sent and not yet answered: the next offset
+  /// the coordinator expects, or why it refused the chunk.
+  virtual caf::expected<uint64_t> next_ack() = 0;
+  /// Asks for the chunk of a stored blob at `offset`; it comes from next_chunk().
+  virtual void request_chunk(const std::string& sha256, uint64_t offset) = 0;
+  /// The reply to the oldest chunk request not yet answered.
+  virtual caf::expected<blob_chunk> next_chunk() = 0;
+  /// Forgets every request not yet answered (after a failure): their replies,
+  /// if they still come, are never taken.
+  virtual void abandon() = 0;
 };
 
 /// Why a transfer failed: a message naming the file and the cause, and the
@@ -53,8 +65,9 @@ struct upload_outcome {
 };
 
 /// Uploads `v` from the offset the coordinator offers, re-checking the file's
-/// size before each chunk (a file that shrinks or grows fails the upload); a
-/// progress bar when `progress` (a terminal).
+/// size before each chunk is read (a file that shrinks or grows fails the
+/// upload, and the coordinator, which checks size and SHA-256, never stores
+/// it); a progress bar when `progress` (a terminal).
 result<upload_outcome, transfer_error> upload(blob_peer& peer, const local_video& v, bool progress);
 
 /// One artifact written by fetch_artifact.

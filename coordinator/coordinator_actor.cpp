@@ -586,7 +586,19 @@ caf::result<node_welcome> handle_register(coord_ptr self, node_info& info, node_
   spdlog::info("coordinator: node {} registered ({} cores, shm budget {} MiB, pid {}, {} videos running{})",
                info.name, info.cores, info.shm_budget >> 20, info.pid, info.running.size(),
                st.options.tls_ca.empty() ? "" : ", certificate verified");
-  carry_out(self, st.sched->on_node_registered(info.name, info.cores, info.running));
+  auto cmds = st.sched->on_node_registered(info.name, info.cores, info.running);
+  // A node back from a partition (or a restart of ours) may still run a video
+  // that was given to another node, or ended, while it was away: its claim is
+  // stale and it is told to drop the video. Logged and counted like a stale
+  // batch, so the fencing shows in the log and in `framehive nodes`.
+  for (const auto& c : cmds)
+    if (const auto* drop = std::get_if<sched::cancel>(&c))
+      refuse(self,
+             refusal{errc::stale_epoch, refusal_key::stale_epoch,
+                     "video " + std::to_string(drop->video) + " is no longer assigned to " + info.name +
+                         "; it is told to drop it"},
+             "a claim at registration as node " + info.name);
+  carry_out(self, std::move(cmds));
   return node_welcome{version};
 }
 

@@ -170,6 +170,17 @@ result<std::string, std::string> blob_cache::begin_download(const std::string& s
 }
 
 result<std::string, std::string> blob_cache::finish_download(const std::string& sha256) {
+  return finish(sha256, {});
+}
+
+result<std::string, std::string> blob_cache::finish_download(const std::string& sha256,
+                                                             const std::string& digest) {
+  if (!is_sha256_hex(digest))  // never trust an empty or malformed one: hash the file instead
+    return finish(sha256, {});
+  return finish(sha256, digest);
+}
+
+result<std::string, std::string> blob_cache::finish(const std::string& sha256, const std::string& known_digest) {
   auto it = downloads_.find(sha256);
   if (it == downloads_.end())
     return {error_tag, "blob " + sha256 + " is not being fetched"};
@@ -186,7 +197,7 @@ result<std::string, std::string> blob_cache::finish_download(const std::string& 
     return fail("cannot read the fetched file: " + ec.message());
   if (size != d.size)
     return fail("fetched " + std::to_string(size) + " bytes, expected " + std::to_string(d.size));
-  auto digest = sha256_of_file(temp);
+  auto digest = known_digest.empty() ? sha256_of_file(temp) : result<std::string, std::string>(known_digest);
   if (!digest)
     return fail(digest.error());
   if (*digest != sha256)

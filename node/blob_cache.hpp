@@ -52,6 +52,9 @@ class blob_cache {
   /// the blob (in use once, as acquire()). A mismatch deletes the temp file and
   /// the error names the blob.
   result<std::string, std::string> finish_download(const std::string& sha256);
+  /// As finish_download(sha256), for a downloader that hashed the bytes as it
+  /// wrote them: `digest` is their SHA-256, so the file is not read again.
+  result<std::string, std::string> finish_download(const std::string& sha256, const std::string& digest);
   /// Deletes the temp file of a download that will not finish.
   void abort_download(const std::string& sha256);
 
@@ -79,6 +82,8 @@ class blob_cache {
 
   std::string path_of(const std::string& sha256) const;
   std::string temp_of(const std::string& sha256) const;
+  /// finish_download's work; `digest` empty: hash the temp file.
+  result<std::string, std::string> finish(const std::string& sha256, const std::string& digest);
   /// Evicts unused blobs until `need` more bytes fit; false if they cannot.
   bool make_room(uint64_t need);
 

@@ -21,7 +21,9 @@
 #include "actors/lifecycle.hpp"
 #include "caf/io/middleman.hpp"
 #include "common/backoff.hpp"
+#include "common/chunk_window.hpp"
 #include "common/clock.hpp"
+#include "common/digest.hpp"
 #include "common/identity.hpp"
 #include "node/artifact_sender.hpp"
 #include "node/blob_cache.hpp"
@@ -58,17 +60,28 @@ constexpr uint32_t log_every_connect_failures = 10;
 
 // -- state ----------------------------------------------------------------------------
 
-/// A blob being fetched from the coordinator into the cache, chunk by chunk.
+/// A blob being fetched from the coordinator into the cache, a window of
+/// chunk requests at a time (the first chunk, asked alone, tells the size).
 struct blob_fetch {
   std::string sha256;
-  std::string name;        ///< the video's name, for messages
-  bool reserved = false;   ///< the cache handed out the temp file (size known)
-  std::ofstream out;       ///< the temp file
+  std::string name;         ///< the video's name, for messages
+  bool reserved = false;    ///< the cache handed out the temp file (size known)
+  std::ofstream out;        ///< the temp file
   uint64_t size = 0;
-  uint64_t offset = 0;     ///< next byte to ask for
-  bool in_flight = false;  ///< a chunk request is out
-  uint64_t resume_ns = 0;  ///< the tick asks again from then on (after a failure, or a wait)
+  bool asking_size = false;  ///< the first request (offset 0) is out
+  /// Chunks in flight once the size is known; completed() bytes are written.
+  std::optional<chunk_window> window;
+  /// Bumped when requests are given up (a failure): replies to them, which may
+  /// still come, are ignored.
+  uint64_t generation = 0;
+  framehive::sha256 hasher;  ///< of the bytes written, so the cache need not read them again
+  uint64_t started_ns = 0;   ///< the first request, for the throughput in the log
+  uint64_t resume_ns = 0;    ///< the tick asks again from then on (after a failure, or a wait)
   backoff retries{fetch_backoff};
+
+  bool in_flight() const { return asking_size || (window && window->in_flight() > 0); }
+  /// Bytes written to the temp file, in order.
+  uint64_t written() const { return window ? window->completed() : 0; }
 };
 
 /// A done video's artifacts on their way to the coordinator; its report waits for them.
@@ -496,46 +509,71 @@ bool reserve_blob(node_ptr self, video_entry& v, uint64_t size) {
 
 /// The whole blob is in the temp file: verified, it becomes the video's input.
 void complete_blob(node_ptr self, video_entry& v) {
+  auto& st = self->state;
   auto& f = *v.fetch;
   f.out.close();
+  if (!f.out) {
+    finish_video(self, v, video_outcome::failed, f.name + ": cannot write to the blob cache");
+    return;
+  }
   f.reserved = false;  // finish_download owns the temp file now
-  auto path = self->state.cache->finish_download(f.sha256);
+  auto path = st.cache->finish_download(f.sha256, f.hasher.hex_digest());
   if (!path) {
     finish_video(self, v, video_outcome::failed, path.error());
     return;
   }
+  const double secs = static_cast<double>(st.clock.now_ns() - f.started_ns) / 1e9;
+  spdlog::info("node {}: fetched blob {} ({} bytes) in {:.3f} s, {:.1f} MB/s", st.opt.name, f.sha256, f.size, secs,
+               secs > 0 ? static_cast<double>(f.size) / 1e6 / secs : 0.0);
   v.blob = f.sha256;
   v.local_input = *path;
   v.fetch.reset();
   probe_video(self, v);
 }
 
-void on_chunk(node_ptr self, uint64_t id, uint64_t epoch, const blob_chunk& c) {
-  auto* v = find_video(self, id, epoch);
-  if (!v || !v->fetch)
-    return;  // cancelled or replaced meanwhile
-  auto& f = *v->fetch;
-  f.in_flight = false;
-  auto& cache = *self->state.cache;
-  if (!f.reserved && (cache.contains(f.sha256) || cache.downloading(f.sha256))) {
-    // Another video of this node got (or is getting) the same bytes meanwhile: use its copy.
-    f.resume_ns = self->state.clock.now_ns() + to_ns(tick_interval);
-    return;
-  }
-  if (!f.reserved && !reserve_blob(self, *v, c.size))
-    return;
-  if (c.offset != f.offset || c.size != f.size || f.offset + c.data.size() > f.size) {
-    finish_video(self, *v, video_outcome::retry_later,
-                 "blob " + f.sha256 + " (" + f.name + "): the coordinator sent an inconsistent chunk");
-    return;
+/// Writes a chunk that arrived in order into the temp file; false (the video
+/// ended) if it is not the chunk the window waits for or cannot be written.
+bool write_chunk(node_ptr self, video_entry& v, const blob_chunk& c) {
+  auto& f = *v.fetch;
+  const auto want = f.window->oldest();
+  if (!want || c.offset != want->offset || c.data.size() != want->length || c.size != f.size) {
+    finish_video(self, v, video_outcome::retry_later,
+                 "blob " + f.sha256 + " (" + f.name + "): the coordinator sent an inconsistent chunk (offset " +
+                     std::to_string(c.offset) + ", " + std::to_string(c.data.size()) + " bytes, size " +
+                     std::to_string(c.size) + ")");
+    return false;
   }
   if (!f.out.write(c.data.data(), static_cast<std::streamsize>(c.data.size()))) {
-    finish_video(self, *v, video_outcome::failed, f.name + ": cannot write to the blob cache");
-    return;
+    finish_video(self, v, video_outcome::failed, f.name + ": cannot write to the blob cache");
+    return false;
   }
-  f.offset += c.data.size();
+  f.hasher.update(c.data.data(), c.data.size());
+  f.window->complete(*want);
+  return true;
+}
+
+void on_chunk(node_ptr self, uint64_t id, uint64_t epoch, uint64_t generation, const blob_chunk& c) {
+  auto* v = find_video(self, id, epoch);
+  if (!v || !v->fetch || v->fetch->generation != generation)
+    return;  // cancelled or replaced meanwhile, or a reply to requests given up
+  auto& f = *v->fetch;
+  if (!f.window) {  // the first chunk: it tells the size
+    f.asking_size = false;
+    auto& cache = *self->state.cache;
+    if (cache.contains(f.sha256) || cache.downloading(f.sha256)) {
+      // Another video of this node got (or is getting) the same bytes meanwhile: use its copy.
+      f.resume_ns = self->state.clock.now_ns() + to_ns(tick_interval);
+      return;
+    }
+    if (!reserve_blob(self, *v, c.size))
+      return;
+    f.window.emplace(0, f.size, blob_chunk_bytes, transfer_window_chunks);
+    f.window->next();  // the chunk that just came was asked as the window's first
+  }
+  if (f.size > 0 && !write_chunk(self, *v, c))
+    return;
   f.retries.reset();
-  if (c.data.empty() || f.offset >= f.size)
+  if (f.window->done())
     complete_blob(self, *v);
   else
     request_chunk(self, *v);
@@ -545,12 +583,17 @@ bool is_framehive_error(const caf::error& e, errc code) {
   return e.category() == caf::atom("framehive") && e.code() == static_cast<uint8_t>(code);
 }
 
-void on_chunk_failed(node_ptr self, uint64_t id, uint64_t epoch, const caf::error& e) {
+void on_chunk_failed(node_ptr self, uint64_t id, uint64_t epoch, uint64_t generation, const caf::error& e) {
   auto* v = find_video(self, id, epoch);
-  if (!v || !v->fetch)
+  if (!v || !v->fetch || v->fetch->generation != generation)
     return;
   auto& f = *v->fetch;
-  f.in_flight = false;
+  // The other requests in flight are given up: the next try starts after the
+  // last byte written.
+  ++f.generation;
+  f.asking_size = false;
+  if (f.window)
+    f.window->restart();
   const std::string what = "cannot fetch blob " + f.sha256 + " (" + f.name + "): " + describe(e);
   if (is_framehive_error(e, errc::not_found) || is_framehive_error(e, errc::invalid_request)) {
     finish_video(self, *v, video_outcome::failed, what);
@@ -561,11 +604,13 @@ void on_chunk_failed(node_ptr self, uint64_t id, uint64_t epoch, const caf::erro
     return;
   }
   const auto delay = f.retries.next();
-  spdlog::warn("node {}: {}; retrying in {} ms", self->state.opt.name, what, delay.count());
+  spdlog::warn("node {}: {} (at byte {}); retrying in {} ms", self->state.opt.name, what, f.written(),
+               delay.count());
   f.resume_ns = self->state.clock.now_ns() + to_ns(delay);
 }
 
-/// Asks the coordinator for the next chunk; without a coordinator the tick asks later.
+/// Asks the coordinator for chunks until the window is full (before the size
+/// is known, for the first chunk alone); without a coordinator the tick asks later.
 void request_chunk(node_ptr self, video_entry& v) {
   auto& st = self->state;
   auto& f = *v.fetch;
@@ -573,15 +618,30 @@ void request_chunk(node_ptr self, video_entry& v) {
     f.resume_ns = st.clock.now_ns() + to_ns(tick_interval);
     return;
   }
-  f.in_flight = true;
   const auto id = v.sup.task().video;
   const auto epoch = v.sup.task().epoch;
-  self->request(st.coord, request_timeout, fetch_atom::value, f.sha256, f.offset)
-      .then([self, id, epoch](
-                blob_chunk& c) { guarded("node: blob chunk", [&] { on_chunk(self, id, epoch, c); }); },
-            [self, id, epoch](caf::error& e) {
-              guarded("node: blob chunk failed", [&] { on_chunk_failed(self, id, epoch, e); });
+  const uint64_t generation = f.generation;
+  auto ask = [&](uint64_t offset) {
+    self->request(st.coord, request_timeout, fetch_atom::value, f.sha256, offset)
+        .then(
+            [self, id, epoch, generation](blob_chunk& c) {
+              guarded("node: blob chunk", [&] { on_chunk(self, id, epoch, generation, c); });
+            },
+            [self, id, epoch, generation](caf::error& e) {
+              guarded("node: blob chunk failed", [&] { on_chunk_failed(self, id, epoch, generation, e); });
             });
+  };
+  if (f.started_ns == 0)
+    f.started_ns = st.clock.now_ns();
+  if (!f.window) {
+    if (!f.asking_size) {
+      f.asking_size = true;
+      ask(0);
+    }
+    return;
+  }
+  while (auto c = f.window->next())
+    ask(c->offset);
 }
 
 // -- artifacts: a done video's files go to the coordinator before its report --------------
@@ -709,7 +769,7 @@ void resume_transfers(node_ptr self) {
     if (it == self->state.videos.end())
       continue;
     auto& v = it->second;
-    if (v.fetch && !v.fetch->in_flight && v.fetch->resume_ns && now >= v.fetch->resume_ns) {
+    if (v.fetch && !v.fetch->in_flight() && v.fetch->resume_ns && now >= v.fetch->resume_ns) {
       v.fetch->resume_ns = 0;
       if (v.fetch->reserved)
         request_chunk(self, v);

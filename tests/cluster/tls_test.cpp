@@ -235,3 +235,31 @@ TEST_F(Tls, DeleteRemovesAFinishedJobAndRefusesARunningOne) {
   EXPECT_EQ(cli("delete " + std::to_string(running)).code, 4);
   EXPECT_EQ(cli("delete 987654").code, 4);
 }
+
+TEST_F(Tls, AServerWithANodesCertificateIsNotTakenForTheCoordinator) {
+  use_tls();
+  // An impostor of the cluster: its certificate is the CA's, but a node's
+  // (OU=node), as a compromised node could present to traffic it redirects.
+  ASSERT_EQ(issue("impostor", "node"), 0);
+  std::vector<std::string> args{bin("framehive-coordinator"), "--port=" + std::to_string(port_),
+                                "--data-dir=" + (dir_ / "data").string()};
+  for (auto& f : tls_flags("impostor"))
+    args.push_back(f);
+  std::string err;
+  auto p = child_process::spawn(args, &err, (dir_ / "coordinator.log").string());
+  ASSERT_TRUE(p) << err;
+  coordinator_ = std::move(*p);
+  ASSERT_TRUE(wait_listening());
+
+  auto t = cli_as(files(pki(), "ca.crt", "client"));
+  EXPECT_EQ(t.r.code, exit_refused) << t.r.out;
+  EXPECT_NE(t.r.out.find("not a coordinator's"), std::string::npos) << t.r.out;
+  EXPECT_NE(t.r.out.find("CN=impostor"), std::string::npos) << t.r.out;
+
+  // A node refuses it the same way (the reason goes to its stderr; its log
+  // says the TLS connection failed) and never registers.
+  start_node("n1");
+  EXPECT_TRUE(wait_until([&] { return count_lines(dir_ / "n1.log", "TLS connection failed") >= 1; }, 20s))
+      << "the node did not refuse the impostor";
+  EXPECT_EQ(count_lines(dir_ / "coordinator.log", "registered"), 0u) << "the node registered with an impostor";
+}

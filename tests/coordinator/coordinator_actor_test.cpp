@@ -356,6 +356,25 @@ TEST_F(CoordinatorActor, AFormerHolderIsToldItsAssignmentIsStaleAndItsLateReport
   EXPECT_EQ(ask_to<batch_ack>(other, batch(second, {0, 1})).watermark, 1);
 }
 
+TEST_F(CoordinatorActor, ANodeRejoiningWithAVideoGivenAwayIsToldToDropItAndItsClaimCountsAsStale) {
+  ask<uint64_t>(job_spec{{"/v/a.mp4"}, {"stats"}, 1});
+  register_node("n1");
+  const video_task first = next_task();
+  const auto other = spawn_node();
+  ask_to<node_welcome>(other, info_of("n2"));
+  ask_to<caf::ok_atom>(node, report(first, video_outcome::retry_later));
+  const video_task second = next_task();
+  ASSERT_EQ(second.epoch, first.epoch + 1);
+  // n1 registers again, still running the video it had under the first epoch.
+  register_node("n1", {first.video});
+  EXPECT_EQ(refusals(refusal_key::stale_epoch), 1u);
+  uint64_t dropped = 0;
+  self->receive([&](cancel_atom, uint64_t video) { dropped = video; },
+                caf::after(reply_timeout) >> [] { ADD_FAILURE() << "n1 was not told to drop the video"; });
+  EXPECT_EQ(dropped, first.video);
+  EXPECT_EQ(ask_to<batch_ack>(other, batch(second, {0, 1}, "n2")).watermark, 1);
+}
+
 // -- limits ------------------------------------------------------------------------------
 
 TEST_F(CoordinatorActor, AJobOverALimitIsAnErrorNamingTheLimitAndNothingIsQueued) {
