@@ -314,9 +314,19 @@ class virtual_lan {
                            std::string* error) {
     const std::string size = "size=" + std::to_string(tmpfs_mb) + "m,mode=1777";
     std::string script = "set -e; hostname '" + h.name() + "'; mount -t tmpfs -o " + size + " " + h.netns() +
-                         "-tmp /tmp; mount -t tmpfs -o " + size + " " + h.netns() + "-shm /dev/shm;";
-    for (const auto& dir : read_only)
-      script += " mount --bind '" + dir + "' '" + dir + "'; mount -o remount,bind,ro '" + dir + "';";
+                         "-shm /dev/shm;";
+    // The read-only folders may lie below /tmp (a checkout in /tmp, as CI
+    // makes): each is held by a bind mount on the new /dev/shm while the
+    // host's own /tmp covers the old one, then bound back at its own path.
+    for (std::size_t i = 0; i < read_only.size(); ++i)
+      script += " mkdir /dev/shm/.ro" + std::to_string(i) + "; mount --bind '" + read_only[i] + "' /dev/shm/.ro" +
+                std::to_string(i) + ";";
+    script += " mount -t tmpfs -o " + size + " " + h.netns() + "-tmp /tmp;";
+    for (std::size_t i = 0; i < read_only.size(); ++i) {
+      const std::string held = "/dev/shm/.ro" + std::to_string(i), dir = "'" + read_only[i] + "'";
+      script += " mkdir -p " + dir + "; mount --bind " + held + " " + dir + "; mount -o remount,bind,ro " + dir +
+                "; umount " + held + "; rmdir " + held + ";";
+    }
     script += " exec sleep infinity";
     auto p =
         child_process::spawn({netns_detail::ip_tool, "netns", "exec", h.netns(), netns_detail::setpriv_tool,
