@@ -114,9 +114,11 @@ constexpr bool is_final(video_state s) noexcept {
 
 /// What `framehive submit` asks for.
 struct job_spec {
-  std::vector<std::string> inputs;     ///< paths (absolute) or URLs
-  std::vector<std::string> analyzers;  ///< names from the analyzer registry
-  uint32_t stride = 1;                 ///< analyse every k-th frame
+  std::vector<std::string> inputs;  ///< paths (absolute) or URLs
+  /// KIND[.LABEL][/K | @Nfps] (analysis/catalog.hpp, parse_analyzer): an
+  /// analyzer of the registry and, optionally, the frames it takes.
+  std::vector<std::string> analyzers;
+  uint32_t stride = 1;  ///< /stride for every analyzer that names no sampling of its own
 };
 
 template <class Inspector>
@@ -164,15 +166,15 @@ struct video_task {
   uint64_t video = 0;
   uint64_t epoch = 0;
   std::string input;
-  std::vector<std::string> analyzers;
-  uint32_t stride = 1;
+  std::vector<std::string> analyzers;  ///< names (KIND[.LABEL]): the keys of their results
+  std::vector<sampling> samplings;     ///< the frames each of `analyzers` takes, same order (missing: every frame)
   int64_t start_frame = 0;  ///< first frame whose results are stored
   int64_t decode_from = 0;  ///< first frame to decode: start_frame minus the analyzers' largest pre-roll
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, video_task& x) {
-  return f(caf::meta::type_name("video_task"), x.job, x.video, x.epoch, x.input, x.analyzers, x.stride,
+  return f(caf::meta::type_name("video_task"), x.job, x.video, x.epoch, x.input, x.analyzers, x.samplings,
            x.start_frame, x.decode_from);
 }
 
@@ -223,7 +225,12 @@ typename Inspector::result_type inspect(Inspector& f, frame_result& x) {
   return f(caf::meta::type_name("frame_result"), x.frame, x.pts, x.data);
 }
 
-/// Results of consecutive frames of one (video, analyzer), in frame order.
+/// Results of one (video, analyzer), in frame order, and the frames they
+/// account for: every frame in [covered_from, covered_through] that the
+/// analyzer's sampling takes is in this batch or was stored by an earlier
+/// one. Frames the sampling skips leave no gap, so the watermark is exact for
+/// sparse results too. A batch that states no coverage (covered_through < 0)
+/// covers exactly [its first frame, its last frame].
 struct result_batch {
   uint64_t video = 0;
   uint64_t epoch = 0;
@@ -231,18 +238,21 @@ struct result_batch {
   std::string node;  ///< filled in by the node that forwards it
   double time_base = 0;  ///< seconds per pts unit
   std::vector<frame_result> frames;
+  int64_t covered_from = 0;
+  int64_t covered_through = -1;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, result_batch& x) {
-  return f(caf::meta::type_name("result_batch"), x.video, x.epoch, x.analyzer, x.node, x.time_base, x.frames);
+  return f(caf::meta::type_name("result_batch"), x.video, x.epoch, x.analyzer, x.node, x.time_base, x.frames,
+           x.covered_from, x.covered_through);
 }
 
 /// The coordinator stored a batch (idempotently); the consumer may commit its frames.
 struct batch_ack {
   uint64_t video = 0;
   std::string analyzer;
-  int64_t watermark = -1;  ///< highest frame below which every frame is stored
+  int64_t watermark = -1;  ///< every frame up to it that the analyzer takes is stored
   uint64_t stored = 0;
 };
 
@@ -334,6 +344,11 @@ typename Inspector::result_type inspect(Inspector& f, cluster_status& x) {
   return f(caf::meta::type_name("cluster_status"), x.jobs);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sampling& x) {
+  return f(caf::meta::type_name("sampling"), x.every, x.rate_num, x.rate_den);
+}
+
 // inspect() of the plain analysis types lives in their namespace, where ADL finds it.
 namespace analysis {
 
@@ -370,8 +385,8 @@ typename Inspector::result_type inspect(Inspector& f, analysis::quarantined_fram
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, analysis::analyzer_summary& x) {
-  return f(caf::meta::type_name("analyzer_summary"), x.frames_processed, x.mean_ms, x.p95_ms, x.quarantined,
-           x.numbers, x.segments, x.paths, x.top_classes);
+  return f(caf::meta::type_name("analyzer_summary"), x.frames_seen, x.sampling, x.frames_processed, x.mean_ms,
+           x.p95_ms, x.quarantined, x.numbers, x.segments, x.paths, x.top_classes);
 }
 
 template <class Inspector>
@@ -609,8 +624,8 @@ struct consumer_task {
   uint64_t epoch = 0;
   std::string ring;
   uint32_t consumer_id = 0;
-  std::string analyzer;
-  uint32_t stride = 1;
+  std::string analyzer;  ///< its name, KIND[.LABEL]
+  sampling take;         ///< the frames it reads from the ring
   std::string output_dir;
   double fps = 0;
   uint32_t batch_frames = 8;
@@ -622,7 +637,7 @@ struct consumer_task {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, consumer_task& x) {
-  return f(caf::meta::type_name("consumer_task"), x.video, x.epoch, x.ring, x.consumer_id, x.analyzer, x.stride,
+  return f(caf::meta::type_name("consumer_task"), x.video, x.epoch, x.ring, x.consumer_id, x.analyzer, x.take,
            x.output_dir, x.fps, x.batch_frames, x.settings, x.emit_from, x.quarantine,
            x.quarantine_reasons);
 }

@@ -15,6 +15,7 @@
 #include "common/backoff.hpp"
 #include "common/clock.hpp"
 #include "common/faults.hpp"
+#include "common/logging.hpp"
 #include "ingest/ring_pump.hpp"
 #include "media/decoder.hpp"
 #include "shm/frame_ring.hpp"
@@ -200,8 +201,9 @@ decoder_actor::behavior_type decoder_behavior(decoder_self self, decoder_task ta
     decoder_fail(self, *err);
     return {[](tick_atom) {}};
   }
-  spdlog::info("decoder video={} epoch={} input={} starts at frame {}", st.task.video, st.task.epoch,
-               st.task.input, st.first_frame);
+  log_about(spdlog::level::info, about_actor(st.task.video, "decoder"),
+            "decoder video={} epoch={} input={} starts at frame {}", st.task.video, st.task.epoch, st.task.input,
+            st.first_frame);
   self->send(self, tick_atom::value);
   return {[self](tick_atom) { decoder_tick(self); }};
 }
@@ -225,6 +227,12 @@ struct consumer_state {
   std::unique_ptr<analysis::analyzer> an;
   bool warms_up = false;  ///< the kind has a pre-roll: frames before emit_from warm it up
   result_batch building;
+  /// Where the next batch's coverage starts. A consumer starts only where
+  /// every earlier frame it takes is stored (its assignment starts at or
+  /// below its watermark + 1; a restarted one resumes at its committed ring
+  /// position, committed only once acknowledged), so its first batch covers
+  /// from frame 0, and each later one from where the one before ended.
+  int64_t covered_next = 0;
   uint64_t building_last_seq = 0;
   uint64_t building_since = 0;
   std::deque<pending_batch> unacked;  ///< in send order; committed strictly in order
@@ -280,7 +288,7 @@ std::optional<std::string> consumer_open(consumer_state& st) {
     return why;  // an unknown name, or a model this node lacks (named)
   st.warms_up = analysis::preroll_frames(st.task.analyzer) > 0;
   shm::attach_options ao;
-  ao.sample_every = std::max<uint32_t>(1, st.task.stride);
+  ao.sample = st.task.take;
   auto ring = shm::ring_consumer::attach(st.task.ring, st.task.consumer_id, ao);
   if (!ring)
     return ring.error().message;
@@ -374,6 +382,13 @@ void flush(consumer_self self) {
   b.id = s.next_batch_id++;
   b.last_seq = s.building_last_seq;
   b.batch = s.building;
+  // Frames between this batch's results that the sampling skipped are
+  // accounted for too: the ring hands the consumer every frame it takes.
+  // A frame index seen twice (a decoder resumed on a file with duplicate
+  // timestamps numbers frames by timestamp) must not fall outside the range.
+  b.batch.covered_from = std::min(s.covered_next, s.building.frames.front().frame);
+  b.batch.covered_through = std::max(s.covered_next - 1, s.building.frames.back().frame);
+  s.covered_next = b.batch.covered_through + 1;
   s.building.frames.clear();
   s.unacked.push_back(std::move(b));
   send_batch(self, s.unacked.back().id);
@@ -409,8 +424,9 @@ void on_batch_error(consumer_self self, uint64_t id, const caf::error& err) {
   const auto delay = b->retry.next();
   const uint32_t n = b->retry.attempts();
   if (n == 1 || n % log_every_retries == 0)
-    spdlog::warn("consumer video={} analyzer={}: result batch not confirmed ({}), retry {} in {} ms",
-                 s.task.video, s.task.analyzer, describe(err), n, delay.count());
+    log_about(spdlog::level::warn, about_actor(s.task.video, "consumer:" + s.task.analyzer),
+              "consumer video={} analyzer={}: result batch not confirmed ({}), retry {} in {} ms", s.task.video,
+              s.task.analyzer, describe(err), n, delay.count());
   self->delayed_send(self, delay, retry_atom::value, id);
 }
 
@@ -459,6 +475,11 @@ slice_end read_slice(consumer_self self) {
         return slice_end::left;
       default:
         // Timeout or producer_lost: the node restarts decoders; look again later.
+        // A sampling consumer sends what it has now: the frames it skipped
+        // after its batch's first one stay unacknowledged until that batch
+        // is, and may be what holds the decoder back.
+        if (!s.task.take.takes_all() && !s.building.frames.empty())
+          return slice_end::batch_full;
         return slice_end::look_later;
     }
   }
@@ -470,11 +491,12 @@ void consumer_tick(consumer_self self) {
   s.ticking = false;
   if (s.eos || s.unacked.size() >= max_batches_in_flight)
     return;  // an ack ticks us again
-  if (read_slice(self) == slice_end::left)
+  const auto end = read_slice(self);
+  if (end == slice_end::left)
     return;
   const uint64_t now = monotonic_ns();
   const bool stale = !s.building.frames.empty() && now - s.building_since > batch_max_age_ns;
-  if (s.eos || s.building.frames.size() >= s.task.batch_frames || stale)
+  if (s.eos || end == slice_end::batch_full || s.building.frames.size() >= s.task.batch_frames || stale)
     flush(self);
   if (s.rate.due(s.processed, now))
     self->send(s.node, progress_of(s, actor_state::running));
@@ -496,8 +518,9 @@ consumer_actor::behavior_type consumer_behavior(consumer_self self, consumer_tas
     return {[](tick_atom) {}, [](retry_atom, uint64_t) {}};
   }
   if (st.ring->redelivered() > 0)
-    spdlog::info("consumer video={} analyzer={} resumes at seq {}: {} frames delivered again", st.task.video,
-                 st.task.analyzer, st.ring->committed(), st.ring->redelivered());
+    log_about(spdlog::level::info, about_actor(st.task.video, "consumer:" + st.task.analyzer),
+              "consumer video={} analyzer={} resumes at seq {}: {} frames delivered again", st.task.video,
+              st.task.analyzer, st.ring->committed(), st.ring->redelivered());
   tick_again(self);
   return {
       [self](tick_atom) { consumer_tick(self); },
@@ -530,7 +553,8 @@ void on_worker_down(worker_self self, const caf::down_msg& dm) {
   for (auto it = st.by_video.begin(); it != st.by_video.end(); ++it)
     if (it->second.address() == dm.source) {
       if (dm.reason && dm.reason != caf::exit_reason::user_shutdown)
-        spdlog::error("worker: actor for video {} died: {}", it->first, caf::to_string(dm.reason));
+        log_about(spdlog::level::err, about_video(it->first), "worker: actor for video {} died: {}", it->first,
+                  caf::to_string(dm.reason));
       st.by_video.erase(it);
       break;
     }

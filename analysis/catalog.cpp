@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <iterator>
+#include <numeric>
 #include <optional>
 
 #include "analysis/result_keys.hpp"
@@ -15,6 +16,8 @@ namespace {
 // -- keys of summary text (per-frame keys: analysis/result_keys.hpp) -------------------
 
 constexpr const char* key_frame = "frame";
+constexpr const char* key_frames_seen = "frames_seen";
+constexpr const char* key_sampling = "sampling";
 constexpr const char* key_frames_processed = "frames_processed";
 constexpr const char* key_mean_ms = "mean_ms";
 constexpr const char* key_p95_ms = "p95_ms";
@@ -36,6 +39,9 @@ constexpr double high_percentile = 0.95;
 /// Values of a stored box: x, y, width, height.
 constexpr std::size_t box_values = 4;
 constexpr char label_separator = '.';
+constexpr char every_marker = '/';
+constexpr char rate_marker = '@';
+constexpr std::string_view rate_unit = "fps";
 
 // -- safe readers: stored data is whatever a worker sent, so nothing may throw ----------
 
@@ -250,6 +256,164 @@ std::string analyzer_list() {
   return out;
 }
 
+// -- a job's analyzers ----------------------------------------------------------------------
+
+namespace {
+
+/// Digits only, as a number up to `max`; nullopt if not that.
+std::optional<uint64_t> whole_number(std::string_view digits, uint64_t max) {
+  if (digits.empty() || digits.size() > 12)
+    return std::nullopt;
+  uint64_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (n > max)
+    return std::nullopt;
+  return n;
+}
+
+/// "N" of "@Nfps" (N with up to sample_fps_decimals decimals) as a reduced fraction.
+std::optional<sampling> parse_rate(std::string_view n) {
+  const auto dot = n.find('.');
+  const auto whole = whole_number(n.substr(0, dot), max_sample_fps);
+  if (!whole)
+    return std::nullopt;
+  uint64_t num = *whole, den = 1;
+  if (dot != std::string_view::npos) {
+    const auto decimals = n.substr(dot + 1);
+    if (decimals.empty() || decimals.size() > static_cast<std::size_t>(sample_fps_decimals))
+      return std::nullopt;
+    const auto frac = whole_number(decimals, 999);
+    if (!frac)
+      return std::nullopt;
+    for (std::size_t i = 0; i < decimals.size(); ++i)
+      den *= 10;
+    num = num * den + *frac;
+  }
+  const uint64_t g = std::gcd(num, den);
+  sampling s;
+  s.rate_num = static_cast<uint32_t>(g ? num / g : 0);
+  s.rate_den = static_cast<uint32_t>(g ? den / g : 1);
+  return s;
+}
+
+std::string ordinal(uint32_t n) {
+  const uint32_t last_two = n % 100;
+  const char* suffix = "th";
+  if (last_two < 11 || last_two > 13) {
+    switch (n % 10) {
+      case 1: suffix = "st"; break;
+      case 2: suffix = "nd"; break;
+      case 3: suffix = "rd"; break;
+      default: break;
+    }
+  }
+  return std::to_string(n) + suffix;
+}
+
+/// A rate as "5", "0.5", "29.97": the fraction has a power of ten below it.
+std::string rate_text(const sampling& s) {
+  if (s.rate_den <= 1)
+    return std::to_string(s.rate_num);
+  uint64_t den = 1;
+  int decimals = 0;
+  while (den % s.rate_den != 0 && decimals < 9) {
+    den *= 10;
+    ++decimals;
+  }
+  const uint64_t scaled = static_cast<uint64_t>(s.rate_num) * (den / s.rate_den);
+  std::string frac = std::to_string(scaled % den);
+  frac.insert(0, static_cast<std::size_t>(decimals) - frac.size(), '0');
+  while (!frac.empty() && frac.back() == '0')
+    frac.pop_back();
+  return std::to_string(scaled / den) + (frac.empty() ? "" : "." + frac);
+}
+
+}  // namespace
+
+result<analyzer_spec, std::string> parse_analyzer(const std::string& text, uint32_t stride) {
+  const auto cut = text.find_first_of(std::string{every_marker, rate_marker});
+  analyzer_spec spec;
+  spec.name = text.substr(0, cut);
+  if (!find_analyzer(spec.name)) {
+    const auto dot = spec.name.find(label_separator);
+    if (dot == std::string::npos || !find_analyzer(analyzer_kind(spec.name)))
+      return "unknown analyzer '" + text + "' (known: " + analyzer_list() + ")";
+    return "analyzer '" + text + "': a label is one or more letters, digits, '-' or '_' (" +
+           analyzer_kind(spec.name) + ".left)";
+  }
+  if (cut == std::string::npos) {
+    spec.take.every = std::max<uint32_t>(1, stride);
+    return spec;
+  }
+  const std::string_view rest = std::string_view(text).substr(cut + 1);
+  if (text[cut] == every_marker) {
+    const auto k = whole_number(rest, max_sample_every);
+    if (!k || *k == 0)
+      return "analyzer '" + text + "': /K takes every K-th frame, K a whole number from 1 to " +
+             std::to_string(max_sample_every);
+    spec.take.every = static_cast<uint32_t>(*k);
+    return spec;
+  }
+  if (rest.size() <= rate_unit.size() || rest.substr(rest.size() - rate_unit.size()) != rate_unit)
+    return "analyzer '" + text + "': @N takes N frames per second of video and ends in fps (" + spec.name +
+           "@5fps)";
+  const auto rate = parse_rate(rest.substr(0, rest.size() - rate_unit.size()));
+  if (!rate)
+    return "analyzer '" + text + "': the rate of @Nfps is a number up to " + std::to_string(max_sample_fps) +
+           " with at most " + std::to_string(sample_fps_decimals) + " decimals";
+  if (rate->rate_num == 0)
+    return "analyzer '" + text + "': the rate must be more than 0 fps";
+  spec.take = *rate;
+  return spec;
+}
+
+result<std::vector<analyzer_spec>, std::string> parse_analyzers(const std::vector<std::string>& texts,
+                                                                uint32_t stride) {
+  std::vector<analyzer_spec> out;
+  for (const auto& t : texts) {
+    auto spec = parse_analyzer(t, stride);
+    if (!spec)
+      return spec.error();
+    auto same = std::find_if(out.begin(), out.end(), [&](const analyzer_spec& s) { return s.name == spec->name; });
+    if (same == out.end()) {
+      out.push_back(std::move(*spec));
+    } else if (same->take != spec->take) {
+      return "analyzers '" + to_text(*same) + "' and '" + to_text(*spec) + "' are both '" + spec->name +
+             "': their results would share one name; give one a label (" + analyzer_kind(spec->name) +
+             ".sparse" + t.substr(std::min(t.size(), spec->name.size())) + ")";
+    }
+  }
+  return out;
+}
+
+std::string to_text(const analyzer_spec& spec) {
+  if (spec.take.by_time())
+    return spec.name + rate_marker + rate_text(spec.take) + std::string(rate_unit);
+  if (spec.take.every > 1)
+    return spec.name + every_marker + std::to_string(spec.take.every);
+  return spec.name;
+}
+
+std::string describe(const sampling& s) {
+  std::string out;
+  if (s.every > 1)
+    out = "every " + ordinal(s.every) + " frame";
+  if (s.by_time())
+    out += (out.empty() ? "" : ", ") + rate_text(s) + " fps";
+  return out.empty() ? "every frame" : out;
+}
+
+std::string analyzer_syntax() {
+  return "KIND[.LABEL][/K | @Nfps]: KIND is one of " + analyzer_list() +
+         "; .LABEL runs another instance (touch.2); /K takes every K-th frame (stats/10); @Nfps takes N "
+         "frames per second of video time, by timestamp (people@5fps, thumbnails@0.5fps). The video is "
+         "decoded once for all of them; a frame no analyzer takes is not converted";
+}
+
 int preroll_frames(const std::string& name) {
   const auto* e = find_analyzer(name);
   return e ? e->preroll_frames : 0;
@@ -285,8 +449,11 @@ std::vector<segment> motion_segments(const std::vector<stored_frame>& frames, do
   return out;
 }
 
-analyzer_summary summarize(const std::string& analyzer, const std::vector<stored_frame>& all) {
+analyzer_summary summarize(const std::string& analyzer, const std::vector<stored_frame>& all,
+                           const sampling& take) {
   analyzer_summary s;
+  s.frames_seen = all.size();
+  s.sampling = describe(take);
   std::vector<stored_frame> frames;
   for (const auto& f : all) {
     if (flag(f.data, keys::quarantined)) {
@@ -381,6 +548,8 @@ frame_record to_record(int64_t frame, int64_t pts, const std::string& data) {
 
 std::string summary_to_text(const analyzer_summary& s) {
   nlohmann::ordered_json j;
+  j[key_frames_seen] = s.frames_seen;
+  j[key_sampling] = s.sampling;
   j[key_frames_processed] = s.frames_processed;
   j[key_mean_ms] = s.mean_ms;
   j[key_p95_ms] = s.p95_ms;
@@ -462,6 +631,14 @@ bool read_texts(const ojson& arr, std::vector<std::string>& out) {
 }
 
 bool read_field(const std::string& key, const ojson& value, analyzer_summary& out) {
+  if (key == key_frames_seen)
+    return value.is_number_unsigned() && read_number(value, out.frames_seen);
+  if (key == key_sampling) {
+    if (!value.is_string())
+      return false;
+    out.sampling = value.get<std::string>();
+    return true;
+  }
   if (key == key_frames_processed)
     return value.is_number_unsigned() && read_number(value, out.frames_processed);
   if (key == key_mean_ms)
@@ -493,6 +670,10 @@ bool summary_from_text(const std::string& text, analyzer_summary& out) {
   for (const auto& [key, value] : j.items())
     if (!read_field(key, value, s))
       return false;
+  if (!j.contains(key_frames_seen))  // written before sampling: every frame was taken
+    s.frames_seen = s.frames_processed + s.quarantined.size();
+  if (!j.contains(key_sampling))
+    s.sampling = describe(sampling{});
   out = std::move(s);
   return true;
 }

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/types.hpp"
+#include "common/result.hpp"
 
 namespace framehive::analysis {
 
@@ -55,6 +56,37 @@ bool is_analyzer(const std::string& name);
 /// The kinds, in table order ("stats, people, ...") for error messages.
 std::string analyzer_list();
 
+// -- a job's analyzers: KIND[.LABEL][/K | @Nfps] ---------------------------------------
+
+/// Largest K of /K and N of @Nfps: beyond them a typo is likelier than a wish.
+inline constexpr uint32_t max_sample_every = 1'000'000;
+inline constexpr uint32_t max_sample_fps = 1000;
+/// @Nfps takes N with up to this many decimals ("@0.5fps", "@29.97fps").
+inline constexpr int sample_fps_decimals = 3;
+
+/// Parses one analyzer as a job names it: KIND[.LABEL], then optionally
+/// "/K" (every K-th frame by index, K >= 1) or "@Nfps" (N frames per second
+/// of video time, by timestamp; N > 0). One that names neither takes every
+/// `stride`-th frame (the job's --stride). The error names the text and what
+/// is wrong with it ("people@0fps: the rate must be more than 0 fps").
+result<analyzer_spec, std::string> parse_analyzer(const std::string& text, uint32_t stride = 1);
+
+/// A job's analyzers, parsed, in the order given, each name once: the same
+/// text twice counts once; one name with two samplings ("stats" and
+/// "stats/10") is an error, as their results would share a key (give one a
+/// label: "stats.sparse/10").
+result<std::vector<analyzer_spec>, std::string> parse_analyzers(const std::vector<std::string>& texts,
+                                                                uint32_t stride = 1);
+
+/// The text parse_analyzer reads back as `spec` ("people@5fps", "stats/10", "motion").
+std::string to_text(const analyzer_spec& spec);
+
+/// Which frames `s` takes, for summaries: "every frame", "every 10th frame", "5 fps".
+std::string describe(const sampling& s);
+
+/// The syntax, for --help.
+std::string analyzer_syntax();
+
 /// Frames a stateful analyzer must see before a resume point to warm up (its
 /// results for them are not stored). 0 for stateless or unknown analyzers.
 int preroll_frames(const std::string& name);
@@ -63,9 +95,11 @@ int preroll_frames(const std::string& name);
 /// for the largest pre-roll among `analyzers`.
 int64_t decode_start(int64_t start_frame, const std::vector<std::string>& analyzers);
 
-/// Summary of one (video, analyzer): frames_processed, quarantined frames,
-/// mean_ms, p95_ms, and the kind's own fields. `frames` are in frame order.
-analyzer_summary summarize(const std::string& analyzer, const std::vector<stored_frame>& frames);
+/// Summary of one (video, analyzer): the frames its sampling `take` gave it
+/// (frames_seen), frames_processed, quarantined frames, mean_ms, p95_ms, and
+/// the kind's own fields. `frames` are in frame order.
+analyzer_summary summarize(const std::string& analyzer, const std::vector<stored_frame>& frames,
+                           const sampling& take = {});
 
 /// A stored per-frame result (JSON object text as the consumer sent it) as a
 /// typed record. Text that is not a JSON object gives a record with only

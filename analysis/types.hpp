@@ -10,7 +10,19 @@
 #include <string>
 #include <vector>
 
+#include "common/sampling.hpp"
+
 namespace framehive::analysis {
+
+// -- a job's analyzers ----------------------------------------------------------------
+
+/// One analyzer of a job: which one (its identity: the key of its results,
+/// watermark and summary) and which frames it takes. Parsed and written by
+/// the catalog (parse_analyzer, to_text): "people.left@5fps", "stats/10".
+struct analyzer_spec {
+  std::string name;  ///< KIND[.LABEL]
+  sampling take;     ///< every frame unless /K or @Nfps (or the job's --stride) says otherwise
+};
 
 // -- settings -------------------------------------------------------------------------
 
@@ -94,6 +106,8 @@ struct quarantined_frame {
 
 /// Summary of one (video, analyzer), computed from the stored frames.
 struct analyzer_summary {
+  uint64_t frames_seen = 0;       ///< frames its sampling took: processed + quarantined
+  std::string sampling;           ///< which frames those were ("every frame", "every 10th frame", "5 fps")
   uint64_t frames_processed = 0;  ///< analysed successfully
   double mean_ms = 0;
   double p95_ms = 0;

@@ -1,7 +1,7 @@
 // framehive: the command line of the cluster.
 //
 //   framehive [--coordinator HOST:PORT] [--tls.ca FILE --tls.cert FILE --tls.key FILE] COMMAND ...
-//     submit VIDEO... --analyzers a,b [--stride K] [--wait] [--json] [--node-visible]
+//     submit VIDEO... --analyzers KIND[.LABEL][/K|@Nfps],... [--stride K] [--wait] [--json] [--node-visible]
 //     fetch JOB [--out DIR] [--json]   (the job's artifacts, into DIR/video-V/ANALYZER/NAME)
 //     status [JOB] [--json]       nodes [--json]       cancel JOB [--json]
 //     results JOB [--json] [--frames]
@@ -679,10 +679,19 @@ std::vector<command> add_job_commands(CLI::App& app, arguments& a) {
   std::vector<command> out;
   auto* submit = app.add_subcommand("submit", "submit videos for analysis");
   submit->add_option("videos", a.inputs, "video files or URLs")->required();
-  submit->add_option("--analyzers,-a", a.analyzers, "comma-separated analyzers: " + analysis::analyzer_list() + "; KIND.LABEL runs another instance (touch.2)")
+  // Checked here too, so a mistyped analyzer fails before a video is uploaded.
+  const CLI::Validator analyzer_check(
+      [](std::string& text) {
+        auto spec = analysis::parse_analyzer(text);
+        return spec ? std::string() : spec.error();
+      },
+      "ANALYZER");
+  submit->add_option("--analyzers,-a", a.analyzers, "comma-separated analyzers, each " + analysis::analyzer_syntax())
       ->required()
-      ->delimiter(',');
-  submit->add_option("--stride", a.stride, "analyse every k-th frame")->check(CLI::PositiveNumber);
+      ->delimiter(',')
+      ->check(analyzer_check);
+  submit->add_option("--stride", a.stride, "analyse every k-th frame: /K for each analyzer that names no sampling")
+      ->check(CLI::PositiveNumber);
   submit->add_flag("--wait", a.wait, "wait for the job, showing progress; exit 1 if it failed");
   submit->add_flag("--node-visible,--shared", a.node_visible,
                    "do not upload: send local paths as absolute paths the node opens itself (a shared mount)");

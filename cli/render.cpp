@@ -40,6 +40,8 @@ json video_json(const video_status& v) {
 
 json analyzer_json(const analyzer_results& a, bool with_frames) {
   json out;
+  out["frames_seen"] = a.summary.frames_seen;
+  out["sampling"] = text(a.summary.sampling);
   out["frames_processed"] = a.summary.frames_processed;
   out["mean_ms"] = a.summary.mean_ms;
   out["p95_ms"] = a.summary.p95_ms;
@@ -75,6 +77,8 @@ json to_json(const cluster_status& x) {
 json to_json(const std::string& analyzer, const analysis::analyzer_summary& s) {
   const std::string kind = analysis::analyzer_kind(analyzer);
   json out;
+  out["frames_seen"] = s.frames_seen;
+  out["sampling"] = text(s.sampling);
   out["frames_processed"] = s.frames_processed;
   out["mean_ms"] = s.mean_ms;
   out["p95_ms"] = s.p95_ms;

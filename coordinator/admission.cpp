@@ -91,6 +91,24 @@ verdict admission::check_batch(const result_batch& b, int64_t frame_count) const
       return over("max_frame_data_bytes", "bytes in the result of frame " + std::to_string(f.frame),
                   f.data.size(), limits_.max_frame_data_bytes);
   }
+  return check_coverage(b, end);
+}
+
+verdict admission::check_coverage(const result_batch& b, int64_t end) const {
+  if (b.covered_through < 0)
+    return std::nullopt;  // covers its own frames, checked above
+  const auto outside = [&](const std::string& why) {
+    return refusal{errc::invalid_request, refusal_key::frame_range,
+                   "batch of video " + std::to_string(b.video) + " covering frames " +
+                       std::to_string(b.covered_from) + " to " + std::to_string(b.covered_through) + ": " + why};
+  };
+  if (b.covered_from < 0 || b.covered_from > b.covered_through)
+    return outside("not a range of frames");
+  if (b.covered_through >= end)
+    return outside("past the video's last frame " + std::to_string(end - 1));
+  for (const auto& f : b.frames)
+    if (f.frame < b.covered_from || f.frame > b.covered_through)
+      return outside("holds frame " + std::to_string(f.frame) + " outside it");
   return std::nullopt;
 }
 

@@ -87,7 +87,8 @@ class admission {
   /// up to max_node_shm_bytes, a name of 1..255 bytes, claims bounded.
   verdict check_node(const node_info& info) const;
 
-  /// A batch's size and frame indexes. `frame_count` is the video's frame
+  /// A batch's size, frame indexes and coverage (a range of frames in the
+  /// video that holds the batch's frames). `frame_count` is the video's frame
   /// count as its node probed it (<= 0: unknown; then only max_frame_index bounds it).
   verdict check_batch(const result_batch& b, int64_t frame_count) const;
 
@@ -124,6 +125,8 @@ class admission {
   };
 
   void drop_expired(uint64_t now);
+  /// A batch's coverage: a range of frames below `end` that holds its frames.
+  verdict check_coverage(const result_batch& b, int64_t end) const;
 
   const clock& clock_;
   coordinator_limits limits_;

@@ -13,6 +13,7 @@
 #include "analysis/catalog.hpp"
 #include "common/clock.hpp"
 #include "common/identity.hpp"
+#include "common/logging.hpp"
 #include "coordinator/admission.hpp"
 #include "coordinator/scheduler.hpp"
 
@@ -177,12 +178,14 @@ sched_commands run(coord_ptr self, const sched::assign& a, const video_report*) 
   t.epoch = a.epoch;
   t.input = v.input;
   t.analyzers = v.analyzers;
-  t.stride = v.stride;
+  for (const auto& a : v.specs)
+    t.samplings.push_back(a.take);
   t.start_frame = a.start_frame;
   t.decode_from = analysis::decode_start(a.start_frame, v.analyzers);
   record_event(st, v.job, v.id, "assigned", a.node + " epoch " + std::to_string(a.epoch));
-  spdlog::info("coordinator: video {} ({}) -> node {} epoch {} from frame {}", v.id, v.input, a.node, a.epoch,
-               a.start_frame);
+  log_about(spdlog::level::info, about_video(v.job, v.id),
+            "coordinator: video {} ({}) -> node {} epoch {} from frame {}", v.id, v.input, a.node, a.epoch,
+            a.start_frame);
   self->request(n->second.handle, assign_timeout, std::move(t))
       .then([](caf::ok_atom) {},
             [self, video = a.video, epoch = a.epoch](caf::error& e) {
@@ -194,7 +197,8 @@ sched_commands run(coord_ptr self, const sched::assign& a, const video_report*) 
 sched_commands run(coord_ptr self, const sched::requeue& q, const video_report*) {
   if (auto r = self->state.store->requeue(q.video, q.start_frame, q.reason); !r)
     spdlog::error("coordinator: {}", r.error());
-  spdlog::warn("coordinator: video {} requeued from frame {}: {}", q.video, q.start_frame, q.reason);
+  log_about(spdlog::level::warn, about_video(q.video), "coordinator: video {} requeued from frame {}: {}", q.video,
+            q.start_frame, q.reason);
   return {};
 }
 
@@ -214,6 +218,12 @@ sched_commands run(coord_ptr self, const sched::finish& f, const video_report* r
     end.frames_decoded = report->frames_decoded;
     end.decode_errors = report->decode_errors;
   }
+  // The video's end, its summary and its job's state commit together: a
+  // coordinator killed in between would leave a job running with no video
+  // left to run (the chaos test found it).
+  auto tx = store.begin();
+  if (!tx)
+    spdlog::error("coordinator: video {}: {}", f.video, tx.error());
   if (auto r = store.finish_video(f.video, end); !r)
     spdlog::error("coordinator: {}", r.error());
   if (f.state == video_state::done)
@@ -223,13 +233,18 @@ sched_commands run(coord_ptr self, const sched::finish& f, const video_report* r
   if (!row || !*row) {
     spdlog::error("coordinator: video {} {}, but its row cannot be read: {}", f.video, to_string(f.state),
                   row ? "no such video" : row.error());
+    if (tx)
+      (void)tx->commit();  // what was written stays
     return {};
   }
   const uint64_t job = (*row)->job;
   record_event(self->state, job, f.video, to_string(f.state), f.reason);
   auto job_now = store.refresh_job_state(job);
-  spdlog::info("coordinator: video {} {} ({} frames); job {} {}", f.video, to_string(f.state),
-               end.frames_total, job, job_now ? to_string(*job_now) : job_now.error());
+  if (tx)
+    if (auto r = tx->commit(); !r)
+      spdlog::error("coordinator: video {}: {}", f.video, r.error());
+  log_about(spdlog::level::info, about_video(job, f.video), "coordinator: video {} {} ({} frames); job {} {}",
+            f.video, to_string(f.state), end.frames_total, job, job_now ? to_string(*job_now) : job_now.error());
   return {};
 }
 
@@ -349,20 +364,22 @@ caf::result<uint64_t> handle_submit(coord_ptr self, job_spec& spec) {
   auto& st = self->state;
   if (auto v = st.gate->check_job(spec, st.sched->queued()))
     return refuse(self, *v, "a job");
-  for (const auto& a : spec.analyzers)
-    if (!analysis::is_analyzer(a))
-      return refuse(self,
-                    refusal{errc::invalid_request, refusal_key::invalid_job,
-                            "unknown analyzer '" + a + "' (known: " + analysis::analyzer_list() + ")"},
-                    "a job");
+  // Stored as canonical texts with the job's --stride folded in (stats ->
+  // stats/K), so every later reader gets each analyzer's sampling from its text.
+  auto parsed = analysis::parse_analyzers(spec.analyzers, std::max<uint32_t>(1, spec.stride));
+  if (!parsed)
+    return refuse(self, refusal{errc::invalid_request, refusal_key::invalid_job, parsed.error()}, "a job");
+  spec.analyzers.clear();
+  for (const auto& a : *parsed)
+    spec.analyzers.push_back(analysis::to_text(a));
   std::sort(spec.analyzers.begin(), spec.analyzers.end());
-  spec.analyzers.erase(std::unique(spec.analyzers.begin(), spec.analyzers.end()), spec.analyzers.end());
-  spec.stride = std::max<uint32_t>(1, spec.stride);
+  spec.stride = 1;
   auto created = st.store->create_job(spec);
   if (!created)
     return storage_error(created.error());
   record_event(st, created->job, 0, "submitted", std::to_string(spec.inputs.size()) + " videos");
-  spdlog::info("coordinator: job {} submitted: {} videos", created->job, spec.inputs.size());
+  log_about(spdlog::level::info, about_job(created->job), "coordinator: job {} submitted: {} videos",
+            created->job, spec.inputs.size());
   carry_out(self, st.sched->on_submit(created->videos));
   return created->job;
 }
@@ -384,7 +401,7 @@ caf::result<job_status> handle_cancel(coord_ptr self, uint64_t job) {
   for (const auto& v : *videos)
     ids.push_back(v.id);
   carry_out(self, st.sched->on_cancel(ids));
-  spdlog::info("coordinator: job {} cancelled", job);
+  log_about(spdlog::level::info, about_job(job), "coordinator: job {} cancelled", job);
   return job_status_reply(self, job);
 }
 
@@ -711,7 +728,7 @@ caf::result<batch_ack> handle_batch(coord_ptr self, result_batch& b) {
   if (auto verdict = st.gate->check_batch(b, probed_frames(st, name, b.video)))
     return refuse(self, *verdict, what);
   b.node = name;
-  auto mark = st.store->upsert(b, v.stride);
+  auto mark = st.store->upsert(b);
   if (!mark)
     return storage_error(mark.error());
   batch_ack ack;
@@ -748,8 +765,8 @@ caf::result<caf::ok_atom> handle_report(coord_ptr self, const video_report& r) {
   const std::string& name = **holder;
   if (auto v = st.gate->check_report(r))
     return refuse(self, *v, what);
-  spdlog::info("coordinator: node {} reports video {}: {}{}{}", name, r.video, to_string(r.outcome),
-               r.error.empty() ? "" : ": ", r.error);
+  log_about(spdlog::level::info, about_video(r.video), "coordinator: node {} reports video {}: {}{}{}", name,
+            r.video, to_string(r.outcome), r.error.empty() ? "" : ": ", r.error);
   carry_out(self, st.sched->on_report(r.video, r.epoch, name, r.outcome, r.error), &r);
   return caf::ok_atom::value;
 }
@@ -898,6 +915,10 @@ void restore(coord_ptr self) {
     spdlog::error("coordinator: cannot reload unfinished videos: {}", rows.error());
     return;
   }
+  if (auto ended = st.store->refresh_open_jobs(); !ended)
+    spdlog::error("coordinator: cannot re-derive the jobs' states: {}", ended.error());
+  else if (*ended > 0)
+    spdlog::warn("coordinator: {} jobs whose videos had all ended were still marked open; now ended", *ended);
   std::vector<restored_video> videos;
   std::size_t running = 0;
   for (const auto& v : *rows) {

@@ -3,7 +3,7 @@
 //
 //   framehive-coordinator [--port=4242] [--bind=127.0.0.1] [--data-dir=framehive-data]
 //                         [--tls.ca=FILE --tls.cert=FILE --tls.key=FILE] [--insecure]
-//                         [--limits.max-inputs-per-job=N ...]
+//                         [--limits.max-inputs-per-job=N ...] [--log-format=text|json]
 //   framehive-coordinator --config-file=configs/coordinator.ini
 //
 // Protected mode: without TLS material it listens on 127.0.0.1 only, whatever
@@ -18,6 +18,7 @@
 #include "actors/messages.hpp"
 #include "caf/io/all.hpp"
 #include "caf/openssl/all.hpp"
+#include "common/logging.hpp"
 #include "coordinator/blob_store.hpp"
 #include "coordinator/coordinator_actor.hpp"
 #include "coordinator/job_store.hpp"
@@ -30,6 +31,7 @@ struct coordinator_config : caf::actor_system_config {
   std::string bind = "127.0.0.1";
   std::string data_dir = "framehive-data";
   bool insecure = false;
+  std::string log_format = framehive::to_string(framehive::log_format::text);
   framehive::tls_files tls;
   framehive::coordinator_limits limits;
   framehive::blob_limits storage;
@@ -39,7 +41,8 @@ struct coordinator_config : caf::actor_system_config {
         .add(port, "port,p", "TCP port for nodes and the CLI")
         .add(bind, "bind", "address to listen on (127.0.0.1: this machine only; 0.0.0.0: all; needs TLS or --insecure)")
         .add(data_dir, "data-dir", "folder of the job store (SQLite) and the blob store (blobs/)")
-        .add(insecure, "insecure", "allow --bind beyond loopback WITHOUT TLS: anyone reaching the port owns the cluster");
+        .add(insecure, "insecure", "allow --bind beyond loopback WITHOUT TLS: anyone reaching the port owns the cluster")
+        .add(log_format, "log-format", "log lines: text (human-readable) or json (one object per line)");
     framehive::add_tls_options(custom_options_, tls);
     add_limit_options();
     opt_group{custom_options_, "storage"}
@@ -131,7 +134,13 @@ int main(int argc, char** argv) {
   coordinator_config cfg;
   if (int rc = framehive::prepare_daemon(cfg, argc, argv, "framehive-coordinator", cfg.tls); rc >= 0)
     return rc;
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ coordinator[%P] %v");
+  const auto log_format = framehive::parse_log_format(cfg.log_format);
+  if (!log_format) {
+    std::fprintf(stderr, "framehive-coordinator: --log-format must be text or json, not '%s'\n",
+                 cfg.log_format.c_str());
+    return 2;
+  }
+  framehive::setup_logging({framehive::log_process::coordinator, {}, std::nullopt}, *log_format);
   const std::string address = choose_bind(cfg);
   auto store = framehive::job_store::open(cfg.data_dir);
   if (!store) {

@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS assignments(
 CREATE TABLE IF NOT EXISTS watermarks(
   video INTEGER NOT NULL, analyzer TEXT NOT NULL, watermark INTEGER NOT NULL,
   PRIMARY KEY(video, analyzer));
+CREATE TABLE IF NOT EXISTS coverage(
+  video INTEGER NOT NULL, analyzer TEXT NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
+  PRIMARY KEY(video, analyzer, first));
 CREATE TABLE IF NOT EXISTS results(
   video INTEGER NOT NULL, analyzer TEXT NOT NULL, frame INTEGER NOT NULL, pts INTEGER NOT NULL,
   node TEXT, data TEXT NOT NULL, PRIMARY KEY(video, analyzer, frame)) WITHOUT ROWID;
@@ -95,8 +98,13 @@ constexpr const char* sql_upsert_result =
     "INSERT INTO results(video, analyzer, frame, pts, node, data) VALUES(?, ?, ?, ?, ?, ?) "
     "ON CONFLICT(video, analyzer, frame) DO UPDATE SET pts = excluded.pts, node = excluded.node, "
     "data = excluded.data";
-constexpr const char* sql_frames_after =
-    "SELECT frame FROM results WHERE video = ? AND analyzer = ? AND frame > ? ORDER BY frame";
+constexpr const char* sql_add_coverage =
+    "INSERT INTO coverage(video, analyzer, first, last) VALUES(?, ?, ?, ?) "
+    "ON CONFLICT(video, analyzer, first) DO UPDATE SET last = MAX(last, excluded.last)";
+constexpr const char* sql_coverage =
+    "SELECT first, last FROM coverage WHERE video = ? AND analyzer = ? ORDER BY first";
+constexpr const char* sql_drop_coverage =
+    "DELETE FROM coverage WHERE video = ? AND analyzer = ? AND first <= ?";
 constexpr const char* sql_set_watermark =
     "INSERT INTO watermarks(video, analyzer, watermark) VALUES(?, ?, ?) "
     "ON CONFLICT(video, analyzer) DO UPDATE SET watermark = MAX(watermark, excluded.watermark)";
@@ -113,6 +121,7 @@ constexpr const char* sql_summary = "SELECT data FROM summaries WHERE video = ? 
 constexpr const char* sql_insert_event =
     "INSERT INTO events(ts, job, video, kind, message) VALUES(?, ?, ?, ?, ?)";
 constexpr const char* sql_assignment_node = "SELECT node FROM assignments WHERE video = ? AND epoch = ?";
+constexpr const char* sql_open_jobs = "SELECT id FROM jobs WHERE state IN ('queued', 'running') ORDER BY id";
 constexpr const char* sql_jobs_finished_before =
     "SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND finished IS NOT NULL "
     "AND finished < ? ORDER BY finished, id";
@@ -130,6 +139,7 @@ constexpr const char* sql_erase_job_rows[] = {
     "DELETE FROM artifacts WHERE job = ?",
     "DELETE FROM results WHERE video IN (SELECT id FROM videos WHERE job = ?)",
     "DELETE FROM watermarks WHERE video IN (SELECT id FROM videos WHERE job = ?)",
+    "DELETE FROM coverage WHERE video IN (SELECT id FROM videos WHERE job = ?)",
     "DELETE FROM summaries WHERE video IN (SELECT id FROM videos WHERE job = ?)",
     "DELETE FROM assignments WHERE video IN (SELECT id FROM videos WHERE job = ?)",
     "DELETE FROM events WHERE job = ?",
@@ -149,6 +159,21 @@ std::string join(const std::vector<std::string>& v) {
   for (const auto& x : v)
     s += (s.empty() ? "" : ",") + x;
   return s;
+}
+
+/// A job's analyzers as stored: texts checked at submission, and the job's
+/// stride (already folded into the texts of jobs submitted since sampling per
+/// analyzer; older rows have plain names and their stride here). A text this
+/// build cannot read keeps its name and takes every frame.
+std::vector<analysis::analyzer_spec> read_specs(const std::vector<std::string>& texts, uint32_t stride) {
+  std::vector<analysis::analyzer_spec> out;
+  for (const auto& t : texts) {
+    if (auto spec = analysis::parse_analyzer(t, stride))
+      out.push_back(std::move(*spec));
+    else
+      out.push_back({t.substr(0, t.find_first_of("/@")), {}});
+  }
+  return out;
 }
 
 std::vector<std::string> split(const std::string& s) {
@@ -420,8 +445,9 @@ store_result<std::vector<video_row>> job_store::query_videos(std::string_view sq
     r.frames_decoded = q->i64(8);
     r.decode_errors = q->i64(9);
     r.error = q->bytes(10);
-    r.analyzers = split(q->bytes(11));
-    r.stride = static_cast<uint32_t>(std::max<int64_t>(1, q->i64(12)));
+    r.specs = read_specs(split(q->bytes(11)), static_cast<uint32_t>(std::max<int64_t>(1, q->i64(12))));
+    for (const auto& a : r.specs)
+      r.analyzers.push_back(a.name);
     auto row = read_video(q->bytes(3), std::move(r));
     if (!row) {
       unreadable = row.error();
@@ -583,6 +609,23 @@ store_result<bool> job_store::erase_job(uint64_t job) {
   return true;
 }
 
+store_result<std::size_t> job_store::refresh_open_jobs() {
+  auto q = prepare(sql_open_jobs);
+  if (!q)
+    return q.error();
+  std::vector<uint64_t> ids;
+  if (auto r = q->each_row([&] { ids.push_back(static_cast<uint64_t>(q->i64(0))); }); !r)
+    return r.error();
+  std::size_t ended = 0;
+  for (uint64_t id : ids) {
+    auto now = refresh_job_state(id);
+    if (!now)
+      return now.error();
+    ended += *now != job_state::queued && *now != job_state::running;
+  }
+  return ended;
+}
+
 store_result<std::vector<uint64_t>> job_store::jobs_finished_before(double wall_s) {
   auto q = prepare(sql_jobs_finished_before);
   if (!q)
@@ -609,7 +652,28 @@ store_result<std::optional<std::string>> job_store::assignment_node(uint64_t vid
 
 // -- results ---------------------------------------------------------------------------
 
-store_result<int64_t> job_store::upsert(const result_batch& b, uint32_t stride) {
+namespace {
+
+/// The frames a batch accounts for (see result_batch); nullopt if none.
+std::optional<std::pair<int64_t, int64_t>> coverage_of(const result_batch& b) {
+  if (b.covered_through >= 0)
+    return std::make_pair(std::max<int64_t>(0, b.covered_from), b.covered_through);
+  if (b.frames.empty())
+    return std::nullopt;
+  return std::make_pair(b.frames.front().frame, b.frames.back().frame);
+}
+
+/// The sampling of `analyzer` in `v` (every frame if it is not one of v's).
+sampling take_of(const video_row& v, const std::string& analyzer) {
+  for (const auto& a : v.specs)
+    if (a.name == analyzer)
+      return a.take;
+  return {};
+}
+
+}  // namespace
+
+store_result<int64_t> job_store::upsert(const result_batch& b) {
   auto tx = begin();
   if (!tx)
     return tx.error();
@@ -619,25 +683,32 @@ store_result<int64_t> job_store::upsert(const result_batch& b, uint32_t stride) 
   auto wm = watermark(b.video, b.analyzer);
   if (!wm)
     return wm;
-  // Walk the stored frames after the watermark while they leave no gap: a
-  // batch that continues the stored frames advances it, one after a gap does
-  // not, and the batch that fills a gap carries it over the frames stored
-  // beyond the gap.
   int64_t mark = *wm;
-  const int64_t step = std::max<uint32_t>(1, stride);
-  if (!b.frames.empty()) {
-    auto q = prepare(sql_frames_after);
+  // The watermark runs to the end of the run of coverages that starts at
+  // frame 0. A batch after a gap (its predecessor is not stored yet) waits in
+  // `coverage` until the one that fills the gap carries the mark over it.
+  if (const auto covered = coverage_of(b); covered && covered->first > mark + 1) {
+    if (auto r = run(sql_add_coverage, b.video, b.analyzer, covered->first, covered->second); !r)
+      return r.error();
+  } else if (covered) {
+    mark = std::max(mark, covered->second);
+    auto q = prepare(sql_coverage);
     if (!q)
       return q.error();
-    q->bind_all(b.video, b.analyzer, mark);
+    q->bind_all(b.video, b.analyzer);
+    bool absorbed = false;
     auto walked = q->each_row([&] {
-      if (q->i64(0) > mark + step)
+      if (q->i64(0) > mark + 1)
         return false;
-      mark = q->i64(0);
+      mark = std::max(mark, q->i64(1));
+      absorbed = true;
       return true;
     });
     if (!walked)
       return walked.error();
+    if (absorbed)
+      if (auto r = run(sql_drop_coverage, b.video, b.analyzer, mark + 1); !r)
+        return r.error();
   }
   if (auto r = run(sql_set_watermark, b.video, b.analyzer, mark); !r)
     return r.error();
@@ -703,12 +774,12 @@ store_status job_store::summarize_video(uint64_t video) {
   auto tx = begin();
   if (!tx)
     return tx.error();
-  for (const auto& a : (*v)->analyzers) {
-    auto f = frames(video, a);
+  for (const auto& a : (*v)->specs) {
+    auto f = frames(video, a.name);
     if (!f)
       return f.error();
-    const std::string text = analysis::summary_to_text(analysis::summarize(a, *f));
-    if (auto r = run(sql_put_summary, video, a, text); !r)
+    const std::string text = analysis::summary_to_text(analysis::summarize(a.name, *f, a.take));
+    if (auto r = run(sql_put_summary, video, a.name, text); !r)
       return r;
   }
   return tx->commit();
@@ -760,7 +831,7 @@ store_result<analyzer_results> job_store::analyzer_results_of(const video_row& v
     auto f = frames(v.id, analyzer);
     if (!f)
       return f.error();
-    out.summary = analysis::summarize(analyzer, *f);
+    out.summary = analysis::summarize(analyzer, *f, take_of(v, analyzer));
   }
   // Which nodes produced these results: affinity means exactly one per assignment.
   auto nodes = prepare(sql_result_nodes);

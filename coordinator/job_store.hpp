@@ -44,8 +44,8 @@ struct video_row {
   int64_t frames_decoded = 0;
   int64_t decode_errors = 0;
   std::string error;
-  std::vector<std::string> analyzers;
-  uint32_t stride = 1;
+  std::vector<std::string> analyzers;            ///< names (KIND[.LABEL]): the keys of their results
+  std::vector<analysis::analyzer_spec> specs;  ///< the same analyzers with the frames each takes
 };
 
 /// A new job and its videos, in input order.
@@ -126,15 +126,20 @@ class job_store {
   /// Jobs that ended (done, failed, cancelled) before `wall_s` (seconds since
   /// the Unix epoch, as the rows record it), oldest first.
   store_result<std::vector<uint64_t>> jobs_finished_before(double wall_s);
+  /// Re-derives the state of every queued or running job from its videos;
+  /// returns how many turned out to be over. A repair at start: a job whose
+  /// last video ended under a store older than one-transaction video ends.
+  store_result<std::size_t> refresh_open_jobs();
   /// The node that held `video` under `epoch`; nullopt if it never had that assignment.
   store_result<std::optional<std::string>> assignment_node(uint64_t video, uint64_t epoch);
 
   // -- results ---------------------------------------------------------------------------
 
   /// Stores a batch in one transaction (idempotently: a frame stored twice is
-  /// stored once); returns the new watermark. The watermark is the highest
-  /// frame up to which the stored frames leave no gap larger than `stride`.
-  store_result<int64_t> upsert(const result_batch& batch, uint32_t stride);
+  /// stored once); returns the new watermark: the end of the run of batch
+  /// coverages (result_batch::covered_from..covered_through) from frame 0, so
+  /// every frame up to it that the analyzer's sampling takes is stored.
+  store_result<int64_t> upsert(const result_batch& batch);
   /// -1 if nothing is stored.
   store_result<int64_t> watermark(uint64_t video, const std::string& analyzer);
   /// Where a new assignment of `video` starts: one past the lowest watermark of its analyzers.

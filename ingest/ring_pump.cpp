@@ -4,6 +4,23 @@
 
 namespace framehive::ingest {
 
+namespace {
+
+shm::frame_info frame_info_of(const media::decoded_frame& frame, uint32_t width, uint32_t height) {
+  shm::frame_info info;
+  info.frame_index = frame.index;
+  info.pts = frame.pts;
+  info.prev_pts = frame.prev_pts;
+  info.time_base_num = frame.time_base.num;
+  info.time_base_den = frame.time_base.den;
+  info.keyframe = frame.keyframe;
+  info.width = width;
+  info.height = height;
+  return info;
+}
+
+}  // namespace
+
 result<pump_stats, media::media_error> pump_into_ring(media::decoder& dec, shm::ring_producer& ring,
                                                       const pump_options& options) {
   pump_cursor cursor;
@@ -42,7 +59,7 @@ result<pump_stats, media::media_error> pump_into_ring(media::decoder& dec, shm::
         ring.finish();
         break;
       }
-      if (options.skip_unwanted && !ring.wanted(frame.index)) {
+      if (options.skip_unwanted && !ring.wanted(frame_info_of(frame, out_w, out_h))) {
         ++stats.skipped;
         continue;
       }
@@ -63,15 +80,7 @@ result<pump_stats, media::media_error> pump_into_ring(media::decoder& dec, shm::
       break;
     }
     dec.convert_bgr(slot.pixels, static_cast<int>(slot.stride));
-    shm::frame_info info;
-    info.frame_index = frame.index;
-    info.pts = frame.pts;
-    info.time_base_num = frame.time_base.num;
-    info.time_base_den = frame.time_base.den;
-    info.keyframe = frame.keyframe;
-    info.width = out_w;
-    info.height = out_h;
-    if (!ring.publish(info)) {
+    if (!ring.publish(frame_info_of(frame, out_w, out_h))) {
       stats.fenced = true;
       break;
     }

@@ -325,6 +325,16 @@ struct decoder::impl {
     return next_index;
   }
 
+  /// The timestamp of frame `idx - 1`: the frame returned before, or (when
+  /// this decoder started past it) the packet index's entry.
+  int64_t previous_pts(int64_t idx) const {
+    if (idx <= 0)
+      return no_pts;
+    if (!pts_index.empty() && idx <= static_cast<int64_t>(pts_index.size()) && !(returned > 0 && next_index == idx))
+      return pts_index[static_cast<std::size_t>(idx - 1)];
+    return last_pts == AV_NOPTS_VALUE ? no_pts : last_pts;
+  }
+
   result<decoder::step, media_error> end_of_input() {
     finished = true;
     if (returned > 0)
@@ -353,6 +363,7 @@ struct decoder::impl {
         int64_t idx = index_of(pts);
         out.index = idx;
         out.pts = pts;
+        out.prev_pts = previous_pts(idx);
         out.time_base = info.time_base;
         out.keyframe = frame->key_frame != 0;
         last_pts = pts;

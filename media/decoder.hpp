@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "common/sampling.hpp"
 #include "media/errors.hpp"
 
 namespace framehive::media {
@@ -51,6 +52,10 @@ std::string ffmpeg_protocol_whitelist(const std::vector<std::string>& allowed);
 struct decoded_frame {
   int64_t index = 0;  ///< position in presentation order, from 0 at the start of the video
   int64_t pts = 0;    ///< best-effort timestamp in time_base units
+  /// The timestamp of frame index - 1 (no_pts for the first frame): what
+  /// sampling by time needs (common/sampling.hpp). A decoder started past
+  /// frame 0 takes it from its packet index, so it matches a full decode.
+  int64_t prev_pts = no_pts;
   rational time_base;
   bool keyframe = false;
 };

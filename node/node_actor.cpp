@@ -25,6 +25,7 @@
 #include "common/clock.hpp"
 #include "common/digest.hpp"
 #include "common/identity.hpp"
+#include "common/logging.hpp"
 #include "node/artifact_sender.hpp"
 #include "node/blob_cache.hpp"
 #include "node/input_policy.hpp"
@@ -216,17 +217,22 @@ void submit_report(node_ptr self, video_report r) {
     start_artifacts(self, it->second, std::move(r));  // reports once they are stored
     return;
   }
+  const auto known = st.videos.find(r.video);
+  const log_subject about =
+      known != st.videos.end() ? about_video(known->second.sup.task().job, r.video) : about_video(r.video);
   switch (r.outcome) {
     case video_outcome::done:
-      spdlog::info("node {}: video {} done: {} frames, decoded once ({} decode errors)", st.opt.name, r.video,
-                   r.frames_total, r.decode_errors);
+      log_about(spdlog::level::info, about, "node {}: video {} done: {} frames, decoded once ({} decode errors)",
+                st.opt.name, r.video, r.frames_total, r.decode_errors);
       break;
     case video_outcome::retry_later:
-      spdlog::info("node {}: video {} goes back to the queue: {}", st.opt.name, r.video, r.error);
+      log_about(spdlog::level::info, about, "node {}: video {} goes back to the queue: {}", st.opt.name, r.video,
+                r.error);
       break;
     case video_outcome::failed:
     case video_outcome::escalated:
-      spdlog::warn("node {}: video {} {}: {}", st.opt.name, r.video, to_string(r.outcome), r.error);
+      log_about(spdlog::level::warn, about, "node {}: video {} {}: {}", st.opt.name, r.video, to_string(r.outcome),
+                r.error);
       break;
   }
   const uint64_t id = r.video;
@@ -316,7 +322,7 @@ consumer_task make_consumer_task(const node_state& st, const video_entry& v, con
   t.ring = v.ring->name();
   t.consumer_id = r.consumer_id;
   t.analyzer = r.analyzer;
-  t.stride = v.sup.task().stride;
+  t.take = r.take;
   t.output_dir = v.output_dir + "/" + r.analyzer;  // a plain name: checked when the task came (check_task)
   t.fps = v.sup.meta().fps;
   t.batch_frames =
@@ -421,11 +427,11 @@ void on_probed(node_ptr self, uint64_t id, uint64_t epoch, const video_meta& met
   v->output_dir = video_output_dir(st.opt.output_dir, task.job, id);
   for (const auto& r : v->sup.roles())
     if (r.kind == actor_kind::consumer)
-      v->ring->reserve_consumer(r.consumer_id, 0, std::max<uint32_t>(1, task.stride));
+      v->ring->reserve_consumer(r.consumer_id, 0, r.take);
   v->sup.start(meta);
-  spdlog::info("node {}: video {} ({}x{}, {} frames) on ring {} ({} slots), analyzers: {}", st.opt.name, id,
-               meta.width, meta.height, meta.frames, v->ring->name(), v->ring->slot_count(),
-               task.analyzers.size());
+  log_about(spdlog::level::info, about_video(task.job, id),
+            "node {}: video {} ({}x{}, {} frames) on ring {} ({} slots), analyzers: {}", st.opt.name, id,
+            meta.width, meta.height, meta.frames, v->ring->name(), v->ring->slot_count(), task.analyzers.size());
   place_pending(self);
 }
 
@@ -1030,7 +1036,8 @@ void on_publish(node_ptr self, uint16_t port) {
   po.secret = random_token();
   auto launcher = std::make_unique<process_launcher>(
       st.opt.worker_exe, port, po.secret,
-      std::vector<std::string>{"--allowed-protocols=" + comma_list(st.opt.allowed_protocols)});
+      std::vector<std::string>{"--allowed-protocols=" + comma_list(st.opt.allowed_protocols),
+                               std::string("--log-format=") + to_string(st.opt.logs), "--node-name=" + st.opt.name});
   st.workers = std::make_unique<worker_pool>(st.opt.workers, std::move(launcher), st.clock, po);
   st.worker_handles.assign(st.opt.workers, worker_actor{});
   self->send(self, tick_atom::value);  // the tick starts (and restarts) the workers
@@ -1164,8 +1171,9 @@ caf::result<caf::ok_atom> on_video_task(node_ptr self, const video_task& t) {
   if (!st.workers || !st.workers->pick())
     return make_error(errc::no_capacity, "node " + st.opt.name + " has no ready worker");
   auto& v = st.videos.emplace(t.video, make_entry(st, t)).first->second;
-  spdlog::info("node {}: assigned video {} epoch {} ({}), from frame {} (decoding from {})", st.opt.name,
-               t.video, t.epoch, t.input, t.start_frame, t.decode_from);
+  log_about(spdlog::level::info, about_video(t.job, t.video),
+            "node {}: assigned video {} epoch {} ({}), from frame {} (decoding from {})", st.opt.name, t.video,
+            t.epoch, t.input, t.start_frame, t.decode_from);
   if (auto blob = parse_blob_input(t.input)) {
     v.fetch = std::make_unique<blob_fetch>();
     v.fetch->sha256 = (*blob)->first;
@@ -1178,7 +1186,7 @@ caf::result<caf::ok_atom> on_video_task(node_ptr self, const video_task& t) {
 }
 
 void on_cancel(node_ptr self, uint64_t video) {
-  spdlog::info("node {}: video {} cancelled", self->state.opt.name, video);
+  log_about(spdlog::level::info, about_video(video), "node {}: video {} cancelled", self->state.opt.name, video);
   stop_video(self, video);
 }
 

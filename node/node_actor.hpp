@@ -5,6 +5,7 @@
 
 #include "actors/messages.hpp"
 #include "common/identity.hpp"
+#include "common/logging.hpp"
 #include "analysis/types.hpp"
 #include "node/video_supervisor.hpp"
 
@@ -51,6 +52,8 @@ struct node_options {
   /// the node decodes only its own cached copy.
   std::string cache_dir;
   uint64_t cache_bytes = default_cache_mb << 20;
+  /// How the workers write their log lines: the node's own --log-format.
+  log_format logs = log_format::text;
 };
 
 /// The cache folder `o` uses (cache_dir, or the default beside output_dir).

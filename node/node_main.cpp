@@ -4,7 +4,7 @@
 //   framehive-node [--coordinator=HOST:PORT] [--name=NAME] [--workers=N] ...
 //   framehive-node [--tls.ca=FILE --tls.cert=FILE --tls.key=FILE]
 //                  [--inputs.allowed-protocols=[...]] [--inputs.allowed-roots=[...]]
-//                  [--cache.dir=DIR] [--cache.max-mb=N]
+//                  [--cache.dir=DIR] [--cache.max-mb=N] [--log-format=text|json]
 //   framehive-node --config-file=configs/node.ini
 // Every option is also an INI key (see configs/node.ini); flags win.
 
@@ -21,6 +21,7 @@
 #include "actors/messages.hpp"
 #include "analysis/catalog.hpp"
 #include "caf/io/all.hpp"
+#include "common/logging.hpp"
 #include "common/process.hpp"
 #include "node/node_actor.hpp"
 #include "shm/segment.hpp"
@@ -46,6 +47,7 @@ struct node_config : caf::actor_system_config {
   uint32_t ring_slots = framehive::default_ring_slots;
   std::string shm_prefix = framehive::default_shm_prefix;
   uint32_t batch_frames = framehive::default_batch_frames;
+  std::string log_format = framehive::to_string(framehive::log_format::text);
   uint32_t people_max_width = framehive::analysis::default_people_max_width;
   uint32_t motion_width = framehive::analysis::default_motion_width;
   double thumbnail_every_s = framehive::analysis::default_thumbnail_every_s;
@@ -72,7 +74,9 @@ struct node_config : caf::actor_system_config {
         .add(shm_budget_mb, "shm-budget-mb", "MiB of /dev/shm for rings (default: half of what is free)")
         .add(ring_slots, "ring-slots", "frames per ring (capped by the budget)")
         .add(shm_prefix, "shm-prefix", "name prefix of this cluster's shared-memory segments")
-        .add(batch_frames, "batch-frames", "frames per result batch");
+        .add(batch_frames, "batch-frames", "frames per result batch")
+        .add(log_format, "log-format",
+             "log lines of the node and its workers: text (human-readable) or json (one object per line)");
     opt_group{custom_options_, "cache"}
         .add(cache_dir, "dir", "blob cache for uploaded videos (default: OUTPUT-DIR/../framehive-cache-NAME)")
         .add(cache_max_mb, "max-mb", "MiB the blob cache may hold (unused blobs are evicted, oldest first)");
@@ -167,6 +171,13 @@ int main(int argc, char** argv) {
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   o.name = cfg.name.empty() ? std::string(host) : cfg.name;
+  const auto log_format = framehive::parse_log_format(cfg.log_format);
+  if (!log_format) {
+    std::fprintf(stderr, "framehive-node: --log-format must be text or json, not '%s'\n", cfg.log_format.c_str());
+    return 2;
+  }
+  framehive::setup_logging({framehive::log_process::node, o.name, std::nullopt}, *log_format);
+  o.logs = *log_format;  // the workers log the same way
   o.workers = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
   o.worker_exe =
       (std::filesystem::path(framehive::self_executable()).parent_path() / "framehive-worker").string();
@@ -189,7 +200,6 @@ int main(int argc, char** argv) {
     spdlog::warn("test pacing is ON: decoders publish at most {} frames per second", cfg.pace_fps);
   auto free_shm = framehive::shm::free_bytes(framehive::shm::default_shm_dir).value_or(0);
   o.shm_budget = cfg.shm_budget_mb ? cfg.shm_budget_mb << 20 : free_shm / 2;
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ node[%P] %v");
   log_transport(cfg, o);
 
   // Rings of an earlier instance of this node that died without cleaning up.

@@ -59,10 +59,12 @@ video_supervisor::video_supervisor(video_task task, std::string node, supervisio
                                    const clock& clk)
     : task_(std::move(task)), node_(std::move(node)), options_(options), clock_(&clk) {
   roles_.emplace_back();  // the decoder
-  for (const auto& a : task_.analyzers) {
+  for (std::size_t i = 0; i < task_.analyzers.size(); ++i) {
     supervised_role c;
     c.kind = actor_kind::consumer;
-    c.analyzer = a;
+    c.analyzer = task_.analyzers[i];
+    if (i < task_.samplings.size())
+      c.take = task_.samplings[i];
     c.consumer_id = static_cast<uint32_t>(roles_.size());
     roles_.push_back(std::move(c));
   }
@@ -202,6 +204,10 @@ std::optional<batch_refusal> video_supervisor::check_batch(const result_batch& b
       return batch_refusal{errc::invalid_request, "frame " + std::to_string(f.frame) + " is outside video " +
                                                       std::to_string(task_.video) +
                                                       " (decoded so far: " + std::to_string(produced) + ")"};
+  if (b.covered_through >= produced)
+    return batch_refusal{errc::invalid_request, "a batch of video " + std::to_string(task_.video) +
+                                                    " covers frames to " + std::to_string(b.covered_through) +
+                                                    ", past those decoded so far (" + std::to_string(produced) + ")"};
   return std::nullopt;
 }
 

@@ -62,6 +62,7 @@ struct frame_crashes {
 struct supervised_role {
   actor_kind kind = actor_kind::decoder;
   std::string analyzer;                      ///< the consumer's analyzer; empty for the decoder
+  sampling take;                             ///< the frames the consumer reads
   uint32_t consumer_id = 0;                  ///< the consumer's ring entry; 0 for the decoder
   actor_state state = actor_state::pending;  ///< pending|starting|running|waiting|lost|done|failed
   std::optional<uint32_t> worker;            ///< the worker it was last placed on
@@ -151,7 +152,8 @@ class video_supervisor {
   /// Whether a result batch for this video can be one of its consumers': at
   /// most `max_frames` frames (over_limit), from an analyzer the video runs
   /// (refused), every frame within the decoded frames [0, `produced`)
-  /// (invalid_request: no result can exist for a frame not decoded yet).
+  /// (invalid_request: no result can exist for a frame not decoded yet), and
+  /// a coverage (result_batch::covered_through) within them too.
   std::optional<batch_refusal> check_batch(const result_batch& b, std::size_t max_frames,
                                            int64_t produced) const;
 

@@ -3,6 +3,7 @@
 // worker (which the node restarts), never the node.
 //
 //   framehive-worker --node-port=PORT --index=K [--allowed-protocols=file,http,...]
+//                    [--node-name=NAME] [--log-format=text|json]
 //
 // The node hands each worker its per-start secret in the environment
 // (FRAMEHIVE_WORKER_SECRET); the worker proves with it that the node started
@@ -22,6 +23,7 @@
 #include "actors/worker_actors.hpp"
 #include "caf/io/all.hpp"
 #include "common/clock.hpp"
+#include "common/logging.hpp"
 #include "node/worker_pool.hpp"
 
 namespace {
@@ -35,12 +37,16 @@ struct worker_config : caf::actor_system_config {
   uint16_t node_port = 0;
   uint32_t index = 0;
   std::string allowed_protocols;
+  std::string node_name;
+  std::string log_format = framehive::to_string(framehive::log_format::text);
   worker_config() {
     opt_group{custom_options_, "global"}
         .add(node_port, "node-port", "loopback port of the node that started this worker")
         .add(index, "index", "worker number on its node")
         .add(allowed_protocols, "allowed-protocols",
-             "comma-separated protocols decoders may open (the node's input policy; empty: any)");
+             "comma-separated protocols decoders may open (the node's input policy; empty: any)")
+        .add(node_name, "node-name", "name of the node that started this worker (for its log lines)")
+        .add(log_format, "log-format", "log lines: text or json, as the node's");
     framehive::configure_network(*this);
   }
 
@@ -84,7 +90,12 @@ int main(int argc, char** argv) {
   }
   if (cfg.cli_helptext_printed)
     return 0;
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ worker-" + std::to_string(cfg.index) + "[%P] %v");
+  const auto log_format = framehive::parse_log_format(cfg.log_format);
+  if (!log_format) {
+    std::fprintf(stderr, "framehive-worker: --log-format must be text or json, not '%s'\n", cfg.log_format.c_str());
+    return 2;
+  }
+  framehive::setup_logging({framehive::log_process::worker, cfg.node_name, cfg.index}, *log_format);
   caf::actor_system sys{cfg};
   auto node = sys.middleman().remote_actor<framehive::node_port_actor>("127.0.0.1", cfg.node_port);
   if (!node) {

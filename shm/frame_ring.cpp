@@ -157,6 +157,21 @@ consumer_entry* claim_free_entry(ring_header* h, const ring_geometry& g) {
 }
 
 /// The entry that belongs to `id`: a live one first, else a free one that remembers it.
+/// A consumer's sampling, in its entry (the producer reads it in wanted()).
+void store_sampling(consumer_entry& e, const sampling& s) noexcept {
+  e.sample_every.store(std::max<uint32_t>(1, s.every));
+  e.sample_rate_num.store(s.rate_den > 0 ? s.rate_num : 0);
+  e.sample_rate_den.store(std::max<uint32_t>(1, s.rate_den));
+}
+
+sampling load_sampling(const consumer_entry& e) noexcept {
+  sampling s;
+  s.every = e.sample_every.load(std::memory_order_relaxed);
+  s.rate_num = e.sample_rate_num.load(std::memory_order_relaxed);
+  s.rate_den = e.sample_rate_den.load(std::memory_order_relaxed);
+  return s;
+}
+
 consumer_entry* find_entry(ring_header* h, const ring_geometry& g, uint32_t id) {
   consumer_entry* remembered = nullptr;
   for (uint32_t i = 0; i < g.consumer_capacity; ++i) {
@@ -318,7 +333,7 @@ result<frame_ring, ring_error> frame_ring::create(const ring_options& o) {
 
 ring_header* frame_ring::header() const noexcept { return header_of(seg_); }
 
-result<unit, ring_error> frame_ring::reserve_consumer(uint32_t id, uint64_t start_seq, uint32_t sample_every) {
+result<unit, ring_error> frame_ring::reserve_consumer(uint32_t id, uint64_t start_seq, const sampling& sample) {
   auto* h = header();
   if (auto* e = find_entry(h, geo_, id); e && e->state.load() != static_cast<uint32_t>(entry_state::free))
     return ring_error{ring_errc::consumer_busy,
@@ -331,7 +346,7 @@ result<unit, ring_error> frame_ring::reserve_consumer(uint32_t id, uint64_t star
   e->id.store(id);
   e->pid.store(0);
   e->pid_start.store(0);
-  e->sample_every.store(std::max<uint32_t>(1, sample_every));
+  store_sampling(*e, sample);
   e->read_high.store(start_seq);
   e->redelivered.store(0);
   e->restarts.store(0);
@@ -427,7 +442,7 @@ ring_status frame_ring::status() const {
     c.generation = position_generation(pos);
     c.committed = position_committed(pos);
     c.read_high = e.read_high.load();
-    c.sample_every = e.sample_every.load();
+    c.sample = load_sampling(e);
     c.restarts = e.restarts.load();
     c.redelivered = e.redelivered.load();
     s.consumers.push_back(c);
@@ -561,6 +576,7 @@ bool ring_producer::publish(const frame_info& info) {
   sh->time_base_num = info.time_base_num;
   sh->time_base_den = info.time_base_den;
   sh->keyframe = info.keyframe ? 1 : 0;
+  sh->prev_pts = info.prev_pts;
   sh->width = info.width ? std::min(info.width, geo_.width) : geo_.width;
   sh->height = info.height ? std::min(info.height, geo_.height) : geo_.height;
   sh->stride = geo_.stride;
@@ -576,7 +592,7 @@ bool ring_producer::publish(const frame_info& info) {
   return true;
 }
 
-bool ring_producer::wanted(int64_t frame_index) const noexcept {
+bool ring_producer::wanted(const frame_info& f) const noexcept {
   auto* h = header();
   bool any = false;
   for (uint32_t i = 0; i < geo_.consumer_capacity; ++i) {
@@ -584,8 +600,7 @@ bool ring_producer::wanted(int64_t frame_index) const noexcept {
     if (!counted(e.state.load(std::memory_order_relaxed)))
       continue;
     any = true;
-    uint32_t k = e.sample_every.load(std::memory_order_relaxed);
-    if (k <= 1 || frame_index % k == 0)
+    if (takes(load_sampling(e), f.frame_index, f.pts, f.prev_pts, f.time_base_num, f.time_base_den))
       return true;
   }
   return !any;  // nobody registered yet: keep everything for whoever joins
@@ -636,11 +651,9 @@ result<ring_consumer, ring_error> ring_consumer::attach(const std::string& name,
   auto* h = header_of(seg->seg);
   const auto me = static_cast<uint32_t>(getpid());
   const uint64_t my_start = self_start_time();
-  const uint32_t k = std::max<uint32_t>(1, o.sample_every);
-
   ring_consumer c;
   c.id_ = id;
-  c.sample_every_ = k;
+  c.sample_ = o.sample;
 
   for (int attempt = 0; attempt < 1000; ++attempt) {
     consumer_entry* e = find_entry(h, seg->geo, id);
@@ -662,7 +675,7 @@ result<ring_consumer, ring_error> ring_consumer::attach(const std::string& name,
       uint64_t gen = position_generation(pos) + 1;
       if (!e->position.compare_exchange_strong(pos, pack_position(gen, position_committed(pos))))
         continue;
-      e->sample_every.store(k);
+      store_sampling(*e, o.sample);
       e->state.store(static_cast<uint32_t>(entry_state::attached), std::memory_order_seq_cst);
       c.generation_ = gen;
       c.committed_ = position_committed(pos);
@@ -695,7 +708,7 @@ result<ring_consumer, ring_error> ring_consumer::attach(const std::string& name,
       e->id.store(id);
       e->pid_start.store(my_start);
       e->pid.store(me);
-      e->sample_every.store(k);
+      store_sampling(*e, o.sample);
       if (!remembered) {
         e->redelivered.store(0);
         e->restarts.store(0);
@@ -733,7 +746,7 @@ ring_consumer& ring_consumer::operator=(ring_consumer&& o) noexcept {
     start_seq_ = o.start_seq_;
     redelivered_ = o.redelivered_;
     lost_ = o.lost_;
-    sample_every_ = o.sample_every_;
+    sample_ = o.sample_;
     attached_ = o.attached_;
     o.attached_ = false;
   }
@@ -782,7 +795,8 @@ ring_consumer::read_status ring_consumer::next(frame_view& out, std::chrono::nan
       const slot_header* sh = slot_at(h, geo_, cursor_);
       if (sh->seq != cursor_)
         return leave(read_status::fenced);  // overwritten: we were released
-      if (sample_every_ > 1 && sh->frame_index % sample_every_ != 0) {
+      if (!sample_.takes_all() && !takes(sample_, sh->frame_index, sh->pts, sh->prev_pts, sh->time_base_num,
+                                         sh->time_base_den)) {
         ++cursor_;
         continue;
       }
@@ -798,6 +812,7 @@ ring_consumer::read_status ring_consumer::next(frame_view& out, std::chrono::nan
       out.stride = geo_.stride;
       out.format = static_cast<pixel_format>(sh->format);
       out.publish_ns = sh->publish_ns;
+      out.prev_pts = sh->prev_pts;
       out.pixels = pixels_at(h, geo_, cursor_);
       ++cursor_;
       if (cursor_ > handed_high_) {

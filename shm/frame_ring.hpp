@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "common/sampling.hpp"
 #include "shm/errors.hpp"
 #include "shm/ring_layout.hpp"
 #include "shm/segment.hpp"
@@ -79,7 +80,7 @@ struct consumer_status {
   uint64_t generation = 0;
   uint64_t committed = 0;
   uint64_t read_high = 0;
-  uint32_t sample_every = 1;
+  sampling sample;
   uint32_t restarts = 0;
   uint64_t redelivered = 0;
 };
@@ -117,6 +118,7 @@ struct frame_view {
   uint32_t stride = 0;
   pixel_format format = pixel_format::bgr24;
   uint64_t publish_ns = 0;
+  int64_t prev_pts = no_pts;  ///< the timestamp of frame frame_index - 1 (no_pts for the first)
   const uint8_t* pixels = nullptr;
 };
 
@@ -127,6 +129,7 @@ struct frame_info {
   int32_t time_base_num = 0;
   int32_t time_base_den = 1;
   bool keyframe = false;
+  int64_t prev_pts = no_pts;  ///< the timestamp of frame frame_index - 1 (no_pts for the first)
   uint32_t width = 0;   ///< 0 = the ring's width
   uint32_t height = 0;  ///< 0 = the ring's height
 };
@@ -147,9 +150,9 @@ class frame_ring {
   const ring_geometry& geometry() const noexcept { return geo_; }
 
   /// Registers consumer `id` before any process attaches: the producer keeps
-  /// every frame from `start_seq` on for it (the entry is "held").
-  result<unit, ring_error> reserve_consumer(uint32_t id, uint64_t start_seq,
-                                            uint32_t sample_every = 1);
+  /// every frame from `start_seq` on for it (the entry is "held"), and
+  /// converts the frames its `sample` takes.
+  result<unit, ring_error> reserve_consumer(uint32_t id, uint64_t start_seq, const sampling& sample = {});
 
   /// Marks attached consumers whose process is gone as held: their position is
   /// kept (so a restart gets every unacknowledged frame again) and a late
@@ -215,9 +218,9 @@ class ring_producer {
   /// Publishes the slot from the last successful acquire. False when fenced.
   bool publish(const frame_info& info);
 
-  /// True if any registered consumer samples frame `frame_index` (so the
+  /// True if any registered consumer's sampling takes this frame (so the
   /// decoder can skip converting frames nobody reads).
-  bool wanted(int64_t frame_index) const noexcept;
+  bool wanted(const frame_info& frame) const noexcept;
 
   void finish();                       ///< end of stream: consumers drain and stop
   void fail(std::string_view reason);  ///< failed stream: consumers stop with `reason`
@@ -254,7 +257,7 @@ struct attach_options {
   };
   start_mode start = start_mode::resume;
   uint64_t at_seq = 0;
-  uint32_t sample_every = 1;  ///< read only frames whose index % k == 0
+  sampling sample;  ///< read only the frames this takes (common/sampling.hpp)
 };
 
 class ring_consumer {
@@ -319,7 +322,7 @@ class ring_consumer {
   uint64_t start_seq_ = 0;
   uint64_t redelivered_ = 0;
   uint64_t lost_ = 0;
-  uint32_t sample_every_ = 1;
+  sampling sample_;
   bool attached_ = false;
 };
 

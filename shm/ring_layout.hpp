@@ -13,7 +13,7 @@
 namespace framehive::shm {
 
 inline constexpr uint64_t ring_magic = 0x3130304752484646ull;  // "FFHRG001" little-endian
-inline constexpr uint32_t ring_layout_version = 1;
+inline constexpr uint32_t ring_layout_version = 2;
 inline constexpr uint32_t max_consumers = 32;
 inline constexpr uint32_t slot_header_bytes = 128;
 inline constexpr uint32_t row_alignment = 64;
@@ -45,14 +45,17 @@ struct alignas(64) consumer_entry {
   std::atomic<uint32_t> state;
   std::atomic<uint32_t> id;
   std::atomic<uint32_t> pid;
-  std::atomic<uint32_t> sample_every;  ///< wants frames whose index % k == 0
+  std::atomic<uint32_t> sample_every;  ///< sampling (common/sampling.hpp): frames whose index % k == 0
   std::atomic<uint64_t> position;      ///< pack_position(generation, committed)
   std::atomic<uint64_t> read_high;     ///< highest sequence handed out + 1
   std::atomic<uint64_t> pid_start;     ///< start time of `pid`, guards against pid reuse
   std::atomic<uint64_t> redelivered;   ///< frames handed out again after restarts
   std::atomic<uint32_t> restarts;      ///< takeovers of this entry by a new process
   std::atomic<uint32_t> ever_used;
+  std::atomic<uint32_t> sample_rate_num;  ///< sampling: > 0 takes rate_num/rate_den frames per second
+  std::atomic<uint32_t> sample_rate_den;
 };
+static_assert(sizeof(consumer_entry) == 64, "one cache line per consumer entry");
 
 /// Metadata at the start of every slot; the pixels follow at slot_header_bytes.
 struct slot_header {
@@ -68,6 +71,7 @@ struct slot_header {
   uint32_t format;
   uint32_t reserved0;
   uint64_t publish_ns;  ///< CLOCK_MONOTONIC when the producer published it
+  int64_t prev_pts;     ///< pts of frame frame_index - 1 (no_pts for the first): sampling by time needs it
 };
 static_assert(sizeof(slot_header) <= slot_header_bytes);
 

@@ -27,7 +27,7 @@ namespace {
 
 int consumer(const std::string& ring, uint32_t id, const std::string& out_path) {
   shm::attach_options o;
-  o.sample_every = id;
+  o.sample.every = id;
   auto c = shm::ring_consumer::attach(ring, id, o);
   if (!c) {
     std::fprintf(stderr, "consumer %u: %s\n", id, c.error().message.c_str());
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
   fs::create_directories(dir);
   std::vector<child_process> kids;
   for (int i = 1; i <= consumers; ++i) {
-    ring->reserve_consumer(static_cast<uint32_t>(i), 0, static_cast<uint32_t>(i));
+    ring->reserve_consumer(static_cast<uint32_t>(i), 0, sampling{static_cast<uint32_t>(i)});
     std::string err;
     auto p = child_process::spawn({self_executable(), "--consumer", name, std::to_string(i),
                                    (dir / std::to_string(i)).string()},

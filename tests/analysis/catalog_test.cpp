@@ -95,6 +95,138 @@ TEST(Catalog, UnknownKindsAndBadLabelsAreRefused) {
   }
 }
 
+// -- a job's analyzers: KIND[.LABEL][/K | @Nfps] -----------------------------------------
+
+TEST(Catalog, AnalyzerTextsGiveANameAndTheFramesItTakes) {
+  auto plain = parse_analyzer("motion");
+  ASSERT_TRUE(plain.ok()) << plain.error();
+  EXPECT_EQ(plain->name, "motion");
+  EXPECT_TRUE(plain->take.takes_all());
+
+  auto every = parse_analyzer("stats.fast/10");
+  ASSERT_TRUE(every.ok()) << every.error();
+  EXPECT_EQ(every->name, "stats.fast");
+  EXPECT_EQ(every->take.every, 10u);
+  EXPECT_FALSE(every->take.by_time());
+
+  auto rate = parse_analyzer("people@5fps");
+  ASSERT_TRUE(rate.ok()) << rate.error();
+  EXPECT_EQ(rate->name, "people");
+  EXPECT_EQ(rate->take.rate_num, 5u);
+  EXPECT_EQ(rate->take.rate_den, 1u);
+  EXPECT_EQ(rate->take.every, 1u);
+
+  auto fraction = parse_analyzer("thumbnails.x@0.25fps");
+  ASSERT_TRUE(fraction.ok()) << fraction.error();
+  EXPECT_EQ(fraction->take.rate_num, 1u);  // reduced: 25/100 = 1/4
+  EXPECT_EQ(fraction->take.rate_den, 4u);
+}
+
+TEST(Catalog, AJobsStrideIsSlashKForAnalyzersWithoutSamplingOfTheirOwn) {
+  EXPECT_EQ(parse_analyzer("stats", 4)->take.every, 4u);
+  EXPECT_EQ(parse_analyzer("stats/2", 4)->take.every, 2u) << "its own sampling wins";
+  EXPECT_EQ(parse_analyzer("stats/1", 4)->take.every, 1u);
+  EXPECT_FALSE(parse_analyzer("people@5fps", 4)->take.every > 1);
+}
+
+TEST(Catalog, AnalyzerTextsRoundTripInCanonicalForm) {
+  for (const std::string text : {"motion", "stats/10", "people@5fps", "touch.2@0.5fps", "detect@29.97fps",
+                                 "stats.a-b_c/1000000", "touch@1000fps", "touch@0.001fps"}) {
+    auto spec = parse_analyzer(text);
+    ASSERT_TRUE(spec.ok()) << text << ": " << spec.error();
+    EXPECT_EQ(to_text(*spec), text);
+  }
+  EXPECT_EQ(to_text(*parse_analyzer("people@05.50fps")), "people@5.5fps");
+  EXPECT_EQ(to_text(*parse_analyzer("stats/1")), "stats");
+  EXPECT_EQ(to_text(*parse_analyzer("stats", 3)), "stats/3");
+}
+
+TEST(Catalog, SamplingMistakesAreRefusedNamingTheTextAndTheRule) {
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"people@0fps", "the rate must be more than 0 fps"},
+      {"people@0.000fps", "the rate must be more than 0 fps"},
+      {"stats/0", "K a whole number from 1"},
+      {"stats/", "K a whole number from 1"},
+      {"stats/-3", "K a whole number from 1"},
+      {"stats/2.5", "K a whole number from 1"},
+      {"stats/1000001", "K a whole number from 1"},
+      {"stats/99999999999999999999", "K a whole number from 1"},
+      {"people@5", "ends in fps"},
+      {"people@fps", "ends in fps"},
+      {"people@5fpsx", "ends in fps"},
+      {"people@-5fps", "a number up to 1000"},
+      {"people@1001fps", "a number up to 1000"},
+      {"people@1.2345fps", "at most 3 decimals"},
+      {"people@1.fps", "a number up to 1000"},
+      {"people@x1fps", "a number up to 1000"},
+      {"stats/2@5fps", "K a whole number from 1"},
+      {"people@5fps/2", "ends in fps"},
+      {"colour", "unknown analyzer 'colour'"},
+      {"colour/2", "unknown analyzer 'colour/2'"},
+      {"/2", "unknown analyzer"},
+      {"touch./2", "a label is one or more letters"},
+      {"touch.a b@5fps", "a label is one or more letters"},
+  };
+  for (const auto& [text, says] : cases) {
+    auto spec = parse_analyzer(text);
+    ASSERT_FALSE(spec.ok()) << text << " was taken";
+    EXPECT_NE(spec.error().find(text), std::string::npos) << text << ": " << spec.error();
+    EXPECT_NE(spec.error().find(says), std::string::npos) << text << ": " << spec.error();
+  }
+}
+
+TEST(Catalog, AJobNamesEachAnalyzerOnceWithOneSampling) {
+  auto same = parse_analyzers({"stats/5", "motion", "stats/5"});
+  ASSERT_TRUE(same.ok()) << same.error();
+  ASSERT_EQ(same->size(), 2u) << "the same text twice counts once";
+  EXPECT_EQ((*same)[0].name, "stats");
+  EXPECT_EQ((*same)[1].name, "motion");
+
+  auto clash = parse_analyzers({"stats", "stats/10"});
+  ASSERT_FALSE(clash.ok());
+  EXPECT_NE(clash.error().find("'stats' and 'stats/10'"), std::string::npos) << clash.error();
+  EXPECT_NE(clash.error().find("give one a label (stats.sparse/10)"), std::string::npos) << clash.error();
+
+  auto labelled = parse_analyzers({"stats", "stats.sparse/10", "touch@5fps", "touch.slow@2fps"});
+  ASSERT_TRUE(labelled.ok()) << labelled.error();
+  EXPECT_EQ(labelled->size(), 4u);
+
+  // With a stride, "stats" is "stats/3": the same as the explicit one.
+  EXPECT_TRUE(parse_analyzers({"stats", "stats/3"}, 3).ok());
+  EXPECT_FALSE(parse_analyzers({"stats", "stats/1"}, 3).ok());
+  EXPECT_FALSE(parse_analyzers({"nope"}).ok());
+}
+
+TEST(Catalog, SamplingIsDescribedForSummaries) {
+  EXPECT_EQ(describe(sampling{}), "every frame");
+  EXPECT_EQ(describe(sampling{2}), "every 2nd frame");
+  EXPECT_EQ(describe(sampling{3}), "every 3rd frame");
+  EXPECT_EQ(describe(sampling{11}), "every 11th frame");
+  EXPECT_EQ(describe(sampling{21}), "every 21st frame");
+  EXPECT_EQ(describe(sampling{112}), "every 112th frame");
+  EXPECT_EQ(describe(parse_analyzer("people@5fps")->take), "5 fps");
+  EXPECT_EQ(describe(parse_analyzer("people@0.5fps")->take), "0.5 fps");
+  EXPECT_EQ(describe(parse_analyzer("people@29.97fps")->take), "29.97 fps");
+}
+
+TEST(Catalog, SummariesSayHowManyFramesTheSamplingGave) {
+  const std::vector<stored_frame> frames{at(0, {{"ms", 1.0}}), at(5, {{"ms", 1.0}}),
+                                         at(10, {{"quarantined", true}, {"reason", "x"}})};
+  const auto s = summarize("stats", frames, sampling{5});
+  EXPECT_EQ(s.frames_seen, 3u);
+  EXPECT_EQ(s.frames_processed, 2u);
+  EXPECT_EQ(s.sampling, "every 5th frame");
+  analyzer_summary back;
+  ASSERT_TRUE(summary_from_text(summary_to_text(s), back));
+  EXPECT_EQ(back.frames_seen, 3u);
+  EXPECT_EQ(back.sampling, "every 5th frame");
+  // A summary stored before sampling per analyzer took every frame.
+  analyzer_summary old;
+  ASSERT_TRUE(summary_from_text(R"({"frames_processed":4,"mean_ms":1,"p95_ms":1,"quarantined":[{"frame":2}]})", old));
+  EXPECT_EQ(old.frames_seen, 5u);
+  EXPECT_EQ(old.sampling, "every frame");
+}
+
 TEST(Catalog, OnlyMotionHasAPreRoll) {
   EXPECT_EQ(preroll_frames("motion"), motion_preroll_frames);
   EXPECT_EQ(preroll_frames("motion.left"), motion_preroll_frames);

@@ -95,3 +95,14 @@ TEST(Render, DetectSummaryShowsTheTopClassesEvenWhenNoneWereFound) {
             nlohmann::json::array());
   EXPECT_FALSE(framehive::cli::to_json("stats", framehive::analysis::analyzer_summary{}).contains("top_classes"));
 }
+
+TEST(Render, EverySummarySaysHowManyFramesItsSamplingGaveTheAnalyzer) {
+  framehive::analysis::analyzer_summary s;
+  s.frames_seen = 30;
+  s.sampling = "every 5th frame";
+  s.frames_processed = 29;
+  const auto j = framehive::cli::to_json("stats.fast", s);
+  EXPECT_EQ(j["frames_seen"], 30);
+  EXPECT_EQ(j["sampling"], "every 5th frame");
+  EXPECT_EQ(j["frames_processed"], 29);
+}

@@ -116,7 +116,7 @@ TEST_F(Policy, AForgedHelloOnTheWorkerPortIsRefusedAndTheNodeKeepsItsWorkersAndW
   }
   const auto args = run_command("tr '\\0' '\\n' < /proc/" + pid0 + "/cmdline").out;
   EXPECT_EQ(args, bin("framehive-worker") + "\n--node-port=" + port +
-                      "\n--index=0\n--allowed-protocols=file,http,https,rtsp\n");
+                      "\n--index=0\n--allowed-protocols=file,http,https,rtsp\n--log-format=text\n--node-name=n1\n");
 
   // The right slot and the right pid, without the secret the node gave its workers.
   const std::string forger = std::string(FRAMEHIVE_FORGED_HELLO);

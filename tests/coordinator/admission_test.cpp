@@ -101,6 +101,25 @@ TEST_F(Admission, NodeFiguresAreBounded) {
   EXPECT_EQ(key(gate.check_node(claims)), "max_queued_videos");
 }
 
+TEST_F(Admission, ABatchsCoverageIsARangeInTheVideoThatHoldsItsFrames) {
+  auto covering = [](std::vector<int64_t> frames, int64_t from, int64_t through) {
+    auto b = batch(std::move(frames));
+    b.covered_from = from;
+    b.covered_through = through;
+    return b;
+  };
+  EXPECT_EQ(key(gate.check_batch(covering({5, 10}, 0, 10), 100)), "");
+  EXPECT_EQ(key(gate.check_batch(covering({}, 3, 9), 100)), "") << "frames the sampling skips";
+  EXPECT_EQ(key(gate.check_batch(covering({5, 10}, 6, 10), 100)), refusal_key::frame_range);
+  EXPECT_EQ(key(gate.check_batch(covering({5, 10}, 0, 9), 100)), refusal_key::frame_range);
+  EXPECT_EQ(key(gate.check_batch(covering({}, -1, 9), 100)), refusal_key::frame_range);
+  EXPECT_EQ(key(gate.check_batch(covering({}, 9, 3), 100)), refusal_key::frame_range);
+  const auto past = gate.check_batch(covering({5}, 0, 1'000'000), 100);
+  ASSERT_TRUE(past);
+  EXPECT_EQ(past->key, refusal_key::frame_range);
+  EXPECT_NE(past->message.find("covering frames 0 to 1000000"), std::string::npos) << past->message;
+}
+
 TEST_F(Admission, BatchesAreBoundedInSizeAndFrameRange) {
   EXPECT_EQ(key(gate.check_batch(batch({0, 1, 2, 3}), -1)), "");
   EXPECT_EQ(key(gate.check_batch(batch({0, 1, 2, 3, 4}), -1)), "max_frames_per_batch");

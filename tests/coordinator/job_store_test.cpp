@@ -82,8 +82,15 @@ class JobStore : public ::testing::Test {
     return b;
   }
 
-  int64_t upsert(const result_batch& b, uint32_t stride = 1) {
-    auto wm = store->upsert(b, stride);
+  /// A batch that accounts for frames [from, through] (sparse: the sampling skipped the others).
+  static result_batch covering(result_batch b, int64_t from, int64_t through) {
+    b.covered_from = from;
+    b.covered_through = through;
+    return b;
+  }
+
+  int64_t upsert(const result_batch& b) {
+    auto wm = store->upsert(b);
     EXPECT_TRUE(wm.ok()) << wm.error();
     return wm ? *wm : -2;
   }
@@ -121,11 +128,71 @@ TEST_F(JobStore, WatermarkStopsAtAGapAndMovesPastItOnceTheGapIsFilled) {
   EXPECT_EQ(*store->watermark(v, "stats"), 31);
 }
 
-TEST_F(JobStore, WatermarkWithAStrideCountsOnlyGapsWiderThanTheStride) {
-  const uint64_t v = submit({"/v/a.mp4"}, {"stats"}, 3).videos.at(0);
-  EXPECT_EQ(upsert(batch(v, "stats", range(0, 9, 3)), 3), 9);
-  EXPECT_EQ(upsert(batch(v, "stats", {15, 18}), 3), 9);  // 12 is missing
-  EXPECT_EQ(upsert(batch(v, "stats", {12}), 3), 18);
+TEST_F(JobStore, SparseBatchesAdvanceTheWatermarkOverTheFramesTheirSamplingSkips) {
+  const uint64_t v = submit({"/v/a.mp4"}, {"stats/5"}).videos.at(0);
+  EXPECT_EQ(upsert(covering(batch(v, "stats", {0, 5, 10}), 0, 10)), 10);
+  // The consumer saw frame 15 next: 11..14 were not taken, 15 is in this batch.
+  EXPECT_EQ(upsert(covering(batch(v, "stats", {15, 20}), 11, 20)), 20);
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results"), 5);
+}
+
+TEST_F(JobStore, SparseBatchAfterAGapWaitsForTheBatchBeforeIt) {
+  const uint64_t v = submit({"/v/a.mp4"}, {"touch@5fps"}).videos.at(0);
+  EXPECT_EQ(upsert(covering(batch(v, "touch", {0, 5}), 0, 5)), 5);
+  // The batch after next arrives first (the one before it is still in flight).
+  EXPECT_EQ(upsert(covering(batch(v, "touch", {15, 20}), 11, 20)), 5) << "6..10 are not accounted for yet";
+  EXPECT_EQ(upsert(covering(batch(v, "touch", {25}), 21, 25)), 5);
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM coverage"), 2);
+  EXPECT_EQ(upsert(covering(batch(v, "touch", {10}), 6, 10)), 25) << "fills the gap and carries the mark";
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM coverage"), 0) << "absorbed coverages are dropped";
+  EXPECT_EQ(*store->watermark(v, "touch"), 25);
+}
+
+TEST_F(JobStore, EmptyOrFrameOnlyBatchesCoverWhatTheySay) {
+  const uint64_t v = submit({"/v/a.mp4"}).videos.at(0);
+  // Without a stated coverage a batch covers its first to its last frame.
+  EXPECT_EQ(upsert(batch(v, "stats", {0, 1, 2})), 2);
+  EXPECT_EQ(upsert(batch(v, "stats", {})), 2) << "nothing to account for";
+  EXPECT_EQ(upsert(covering(batch(v, "stats", {}), 3, 9)), 9) << "frames 3..9 are not taken by the sampling";
+  // A stated coverage below the mark never lowers it.
+  EXPECT_EQ(upsert(covering(batch(v, "stats", {1}), 0, 1)), 9);
+}
+
+TEST_F(JobStore, ARestartedConsumersFirstBatchCoversFromFrameZero) {
+  const uint64_t v = submit({"/v/a.mp4"}, {"stats/4"}).videos.at(0);
+  EXPECT_EQ(upsert(covering(batch(v, "stats", {0, 4}), 0, 4)), 4);
+  // Its second batch went out, the first after it was lost with the worker.
+  EXPECT_EQ(upsert(covering(batch(v, "stats", {12}), 9, 12)), 4);
+  // The restarted consumer resumes at its committed ring position (frame 5)
+  // and states what it knows: every frame it takes up to 12 is stored now.
+  EXPECT_EQ(upsert(covering(batch(v, "stats", {8, 12}), 0, 12)), 12);
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results"), 4);
+}
+
+TEST_F(JobStore, AnalyzersKeepTheirSamplingAndOlderJobsTheirStride) {
+  const uint64_t v = submit({"/v/a.mp4"}, {"people@2.5fps", "stats.sparse/10", "motion"}).videos.at(0);
+  auto row = store->video(v);
+  ASSERT_TRUE(row.ok() && row->has_value());
+  EXPECT_EQ((*row)->analyzers, (std::vector<std::string>{"people", "stats.sparse", "motion"}));
+  ASSERT_EQ((*row)->specs.size(), 3u);
+  EXPECT_EQ((*row)->specs[0].take.rate_num, 5u);
+  EXPECT_EQ((*row)->specs[0].take.rate_den, 2u);
+  EXPECT_EQ((*row)->specs[1].take.every, 10u);
+  EXPECT_TRUE((*row)->specs[2].take.takes_all());
+  // A job stored before sampling per analyzer: plain names and a stride.
+  const uint64_t old = submit({"/v/b.mp4"}, {"stats"}, 3).videos.at(0);
+  EXPECT_EQ((*store->video(old))->specs.at(0).take.every, 3u);
+}
+
+TEST_F(JobStore, SummaryCountsTheFramesTheSamplingGaveTheAnalyzer) {
+  const auto job = submit({"/v/a.mp4"}, {"stats/5"});
+  const uint64_t v = job.videos.at(0);
+  upsert(covering(batch(v, "stats", {0, 5, 10}), 0, 10));
+  ASSERT_TRUE(store->summarize_video(v).ok());
+  const auto s = (*store->results_of_job(job.job, false))->videos.at(0).analyzers.at(0).summary;
+  EXPECT_EQ(s.frames_seen, 3u);
+  EXPECT_EQ(s.frames_processed, 3u);
+  EXPECT_EQ(s.sampling, "every 5th frame");
 }
 
 TEST_F(JobStore, ResumeFrameIsOnePastTheLowestWatermarkOfTheVideosAnalyzers) {
@@ -143,7 +210,7 @@ TEST_F(JobStore, FailedUpsertLeavesNoFrameBehind) {
   upsert(batch(v, "stats", range(0, 3)));
   // Break the second half of the upsert (the watermark) under the store's feet.
   raw("ALTER TABLE watermarks RENAME TO watermarks_gone");
-  auto wm = store->upsert(batch(v, "stats", range(4, 7)), 1);
+  auto wm = store->upsert(batch(v, "stats", range(4, 7)));
   ASSERT_FALSE(wm.ok());
   EXPECT_NE(wm.error().find("watermarks"), std::string::npos) << wm.error();
   EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results"), 4);  // frames 4..7 rolled back with it
@@ -268,6 +335,23 @@ TEST_F(JobStore, JobStateFollowsItsVideos) {
   EXPECT_FALSE(store->state_of_job(job.job + 100)->has_value());
 }
 
+TEST_F(JobStore, AJobLeftOpenAfterItsLastVideoEndedIsEndedByTheRepairAtStart) {
+  // What a coordinator killed between a video's end and its job's update left
+  // behind, before the two were one transaction.
+  const auto open_job = submit({"/v/a.mp4"});
+  const auto still_running = submit({"/v/b.mp4", "/v/c.mp4"});
+  ASSERT_TRUE(store->assign(open_job.videos[0], "n1", 1, 0).ok());
+  ASSERT_TRUE(store->assign(still_running.videos[0], "n1", 1, 0).ok());
+  ASSERT_TRUE(store->finish_video(open_job.videos[0], video_end{video_state::done, "", 10, 10, 0}).ok());
+  ASSERT_EQ(**store->state_of_job(open_job.job), job_state::running);
+  auto ended = store->refresh_open_jobs();
+  ASSERT_TRUE(ended) << ended.error();
+  EXPECT_EQ(*ended, 1u);
+  EXPECT_EQ(**store->state_of_job(open_job.job), job_state::done);
+  EXPECT_EQ(**store->state_of_job(still_running.job), job_state::running);
+  EXPECT_EQ(*store->refresh_open_jobs(), 0u);
+}
+
 TEST_F(JobStore, RequeueOnlyMovesARunningVideo) {
   const auto job = submit({"/v/a.mp4"});
   const uint64_t v = job.videos[0];
@@ -331,7 +415,7 @@ TEST_F(JobStore, ErasingAFinishedJobDeletesEverythingRecordedAboutItAndNothingEl
   EXPECT_FALSE(store->video(gone.videos[0])->has_value());
   const std::string of_gone =
       " IN (" + std::to_string(gone.videos[0]) + "," + std::to_string(gone.videos[1]) + ")";
-  for (const char* table : {"results", "watermarks", "summaries", "assignments"})
+  for (const char* table : {"results", "watermarks", "coverage", "summaries", "assignments"})
     EXPECT_EQ(raw_count(std::string("SELECT COUNT(*) FROM ") + table + " WHERE video" + of_gone), 0) << table;
   EXPECT_EQ(raw_count("SELECT COUNT(*) FROM events WHERE job = " + std::to_string(gone.job)), 0);
   // The other job is whole.

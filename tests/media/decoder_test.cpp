@@ -33,7 +33,7 @@ uint64_t checksum(const std::vector<uint8_t>& buf) {
 }
 
 struct decoded_clip {
-  std::vector<int64_t> index, pts;
+  std::vector<int64_t> index, pts, prev_pts;
   std::vector<uint64_t> sums;
   int64_t errors = 0;
 };
@@ -59,6 +59,7 @@ decoded_clip decode_all(const std::string& path, int64_t start = 0, int64_t limi
     d.convert_bgr(buf.data(), stride);
     out.index.push_back(f.index);
     out.pts.push_back(f.pts);
+    out.prev_pts.push_back(f.prev_pts);
     out.sums.push_back(checksum(buf));
   }
   out.errors = d.decode_errors();
@@ -231,6 +232,25 @@ TEST_P(DecoderSeek, StartingAtFrameNGivesTheSamePixelsAsFrameNOfAFullDecode) {
       EXPECT_EQ(part.index[k], static_cast<int64_t>(at)) << "start " << start;
       EXPECT_EQ(part.pts[k], full.pts[at]) << "start " << start;
       EXPECT_EQ(part.sums[k], full.sums[at]) << "pixels differ at frame " << at << " when starting at " << start;
+      EXPECT_EQ(part.prev_pts[k], full.prev_pts[at]) << "predecessor's pts at " << at << " from " << start;
+    }
+  }
+}
+
+TEST_F(Decoder, EachFrameCarriesItsPredecessorsTimestampAlsoWhenResumed) {
+  for (const char* name : {"h264.mp4", "vfr.mkv"}) {
+    auto full = decode_all(clip(name));
+    ASSERT_GT(full.pts.size(), 6u) << name;
+    EXPECT_EQ(full.prev_pts[0], no_pts) << name;
+    for (std::size_t i = 1; i < full.pts.size(); ++i)
+      EXPECT_EQ(full.prev_pts[i], full.pts[i - 1]) << name << " frame " << i;
+    // Sampling by time decides from these: a decoder started in the middle
+    // (resume, restart) must see the same predecessor as a full decode.
+    for (int64_t start : {int64_t{1}, int64_t{3}, static_cast<int64_t>(full.pts.size()) - 1}) {
+      auto part = decode_all(clip(name), start, 3);
+      ASSERT_FALSE(part.pts.empty()) << name << " from " << start;
+      for (std::size_t k = 0; k < part.pts.size(); ++k)
+        EXPECT_EQ(part.prev_pts[k], full.prev_pts[static_cast<std::size_t>(start) + k]) << name << " from " << start;
     }
   }
 }

@@ -410,6 +410,33 @@ TEST_F(VideoSupervisor, ResultBatchesAreCheckedForSizeAnalyzerAndDecodedFrames) 
               std::string::npos)
         << r->reason;
   }
+
+  auto covered = b;
+  covered.covered_from = 0;
+  covered.covered_through = 7;
+  EXPECT_FALSE(sup->check_batch(covered, 32, 8)) << "coverage within the decoded frames";
+  covered.covered_through = 8;
+  r = sup->check_batch(covered, 32, 8);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->code, errc::invalid_request);
+  EXPECT_NE(r->reason.find("covers frames to 8, past those decoded so far (8)"), std::string::npos) << r->reason;
+}
+
+TEST_F(VideoSupervisor, EachConsumerRoleKeepsItsAnalyzersSampling) {
+  auto t = make_task();
+  t.analyzers = {"stats", "people"};
+  sampling rate;
+  rate.rate_num = 5;
+  t.samplings = {sampling{10}, rate};
+  video_supervisor s(t, "n1", supervision_options{}, clock);
+  ASSERT_EQ(s.roles().size(), 3u);
+  EXPECT_EQ(s.roles()[1].analyzer, "stats");
+  EXPECT_EQ(s.roles()[1].take, sampling{10});
+  EXPECT_EQ(s.roles()[2].analyzer, "people");
+  EXPECT_EQ(s.roles()[2].take, rate);
+  // A task without samplings (an older coordinator): every frame.
+  video_supervisor plain(make_task(), "n1", supervision_options{}, clock);
+  EXPECT_TRUE(plain.roles()[1].take.takes_all());
 }
 
 TEST(VideoPhase, HasOneNamePerCase) {

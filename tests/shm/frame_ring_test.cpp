@@ -348,7 +348,7 @@ TEST_F(FrameRing, RestartedProducerContinuesAtTheNextFrame) {
 
 TEST_F(FrameRing, SamplingConsumerReadsEveryKthFrameWithoutHoldingOthersBack) {
   auto ring = make_ring(160, 120, 8);
-  ASSERT_TRUE(ring.reserve_consumer(1, 0, 3));
+  ASSERT_TRUE(ring.reserve_consumer(1, 0, sampling{3}));
   ASSERT_TRUE(ring.reserve_consumer(2, 0));
   auto sampled = consumer(1, "sampled.txt", {"--sample", "3"});
   auto all = consumer(2, "all.txt");
@@ -363,6 +363,48 @@ TEST_F(FrameRing, SamplingConsumerReadsEveryKthFrameWithoutHoldingOthersBack) {
     EXPECT_TRUE(log.frames[i].ok);
   }
   expect_contiguous(parse_log(out("all.txt")), 0, 89);
+}
+
+TEST_F(FrameRing, RateSamplingConsumerReadsTheFirstFrameOfEachBucketByTimestamp) {
+  auto ring = make_ring(160, 120, 8);
+  sampling five_per_second;
+  five_per_second.rate_num = 5;
+  ASSERT_TRUE(ring.reserve_consumer(1, 0, five_per_second));
+  auto producer = shm::ring_producer::open(name_);
+  ASSERT_TRUE(producer.ok()) << producer.error().message;
+  shm::attach_options o;
+  o.sample = five_per_second;
+  auto c = shm::ring_consumer::attach(name_, 1, o);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  // 25 fps in an MP4 time base; only the frames somebody takes are converted
+  // and published, as the decoder does (ingest/ring_pump).
+  std::vector<int64_t> published, read;
+  for (int64_t f = 0; f < 60; ++f) {
+    shm::frame_info info;
+    info.frame_index = f;
+    info.pts = f * 512;
+    info.prev_pts = f == 0 ? no_pts : (f - 1) * 512;
+    info.time_base_num = 1;
+    info.time_base_den = 12800;
+    if (!producer->wanted(info))
+      continue;
+    shm::ring_producer::slot slot;
+    ASSERT_EQ(producer->acquire(slot, 1s), shm::ring_producer::acquire_status::ready) << f;
+    ASSERT_TRUE(producer->publish(info));
+    published.push_back(f);
+    shm::frame_view v;
+    ASSERT_EQ(c->next(v, 1s), shm::ring_consumer::read_status::frame);
+    EXPECT_EQ(v.prev_pts, info.prev_pts);
+    read.push_back(v.frame_index);
+    ASSERT_TRUE(c->commit(v.seq));
+  }
+  std::vector<int64_t> every_fifth;
+  for (int64_t f = 0; f < 60; f += 5)
+    every_fifth.push_back(f);
+  EXPECT_EQ(published, every_fifth) << "frames nobody takes are not converted";
+  EXPECT_EQ(read, every_fifth);
+  ASSERT_EQ(ring.status().consumers.size(), 1u);
+  EXPECT_EQ(ring.status().consumers[0].sample, five_per_second);
 }
 
 TEST_F(FrameRing, ConsumerJoiningMidStreamStartsAtTheProducerPosition) {

@@ -100,7 +100,7 @@ int consume(int argc, char** argv) {
   std::string name = argv[2];
   auto id = static_cast<uint32_t>(std::strtoul(argv[3], nullptr, 10));
   shm::attach_options o;
-  o.sample_every = static_cast<uint32_t>(opt(argc, argv, "--sample", 1));
+  o.sample.every = static_cast<uint32_t>(opt(argc, argv, "--sample", 1));
   if (std::strcmp(opt_str(argc, argv, "--start", "resume"), "head") == 0)
     o.start = shm::attach_options::start_mode::head;
   long delay_us = opt(argc, argv, "--delay-us", 0);
