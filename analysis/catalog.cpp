@@ -103,10 +103,13 @@ void summarize_motion(const std::vector<stored_frame>& frames, analyzer_summary&
   out.numbers.push_back({"active_frames", static_cast<double>(active)});
 }
 
+/// The files' names, not the node's paths: the node deletes its copies once
+/// the coordinator stores them, so a name is what `results` lists as the
+/// artifact and what `fetch` writes (DIR/video-V/thumbnails/NAME).
 void summarize_thumbnails(const std::vector<stored_frame>& frames, analyzer_summary& out) {
   for (const auto& f : frames)
     if (const auto* p = text(f.data, keys::path))
-      out.paths.push_back(*p);
+      out.paths.push_back(p->substr(p->rfind('/') + 1));
   out.numbers.push_back({"count", static_cast<double>(out.paths.size())});
 }
 
