@@ -42,3 +42,5 @@ find_package(nlohmann_json 3 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(SQLite3 REQUIRED)
+# Metrics endpoints (Debian's prometheus-cpp-dev: targets prometheus-cpp::core and ::pull).
+find_package(prometheus-cpp CONFIG REQUIRED)

@@ -14,6 +14,7 @@
 #include "common/clock.hpp"
 #include "common/identity.hpp"
 #include "common/logging.hpp"
+#include "common/metrics.hpp"
 #include "coordinator/admission.hpp"
 #include "coordinator/scheduler.hpp"
 
@@ -94,6 +95,7 @@ struct coordinator_state {
   std::unique_ptr<blob_store> blobs;             ///< uploads and artifacts; may be null
   std::set<uint64_t> client_uploads;             ///< blob sessions opened by upload_begin
   std::map<artifact_key, artifact_upload> artifact_uploads;
+  uint64_t next_state_metrics_ns = 0;  ///< when the jobs/videos-by-state gauges are read again
 };
 
 using coord_ptr = coordinator_actor::stateful_pointer<coordinator_state>;
@@ -131,10 +133,25 @@ std::string peer_of(coord_ptr self) {
 /// Counts and logs a refusal of `what` from the sender; the error for its reply.
 caf::error refuse(coord_ptr self, const refusal& r, const std::string& what) {
   const uint64_t n = self->state.gate->count(r.key);
+  if (auto* m = self->state.options.metrics.get())
+    m->refusals[r.key].Increment();
   if (n <= refusals_logged_in_full || n % 1000 == 0)
     spdlog::warn("coordinator: refused {} from {}: {}: {} ({} refusals of this kind so far)", what,
                  peer_of(self), r.key, r.message, n);
   return make_error(r.code, r.message);
+}
+
+/// The jobs and videos by state, read from the job store at most once a
+/// second (`force`: now), on events that already come often.
+void refresh_state_metrics(coordinator_state& st, bool force = false) {
+  const uint64_t now = st.clock.now_ns();
+  if (!st.options.metrics || (!force && now < st.next_state_metrics_ns))
+    return;
+  st.next_state_metrics_ns = now + 1'000'000'000;
+  if (auto counts = st.store->count_by_state())
+    st.options.metrics->set_states(counts->first, counts->second);
+  else
+    spdlog::error("coordinator: metrics: {}", counts.error());
 }
 
 /// Events are a record for people; failing to write one must not fail the request.
@@ -381,6 +398,7 @@ caf::result<uint64_t> handle_submit(coord_ptr self, job_spec& spec) {
   log_about(spdlog::level::info, about_job(created->job), "coordinator: job {} submitted: {} videos",
             created->job, spec.inputs.size());
   carry_out(self, st.sched->on_submit(created->videos));
+  refresh_state_metrics(st, true);
   return created->job;
 }
 
@@ -401,6 +419,7 @@ caf::result<job_status> handle_cancel(coord_ptr self, uint64_t job) {
   for (const auto& v : *videos)
     ids.push_back(v.id);
   carry_out(self, st.sched->on_cancel(ids));
+  refresh_state_metrics(st, true);
   log_about(spdlog::level::info, about_job(job), "coordinator: job {} cancelled", job);
   return job_status_reply(self, job);
 }
@@ -516,6 +535,7 @@ void sweep_if_due(coord_ptr self) {
 void handle_tick(coord_ptr self) {
   sweep_if_due(self);
   carry_out(self, self->state.sched->on_tick());
+  refresh_state_metrics(self->state);
 }
 
 // -- nodes ------------------------------------------------------------------------------------
@@ -528,6 +548,8 @@ void node_lost(coord_ptr self, std::string name, const std::string& why) {
     return;
   st.names.erase(n->second.handle.address());
   st.nodes.erase(n);
+  if (st.options.metrics)
+    st.options.metrics->nodes.Set(static_cast<double>(st.nodes.size()));
   spdlog::warn("coordinator: node {} lost ({}); {} videos to reassign", name, why,
                st.sched->running_on(name));
   carry_out(self, st.sched->on_node_lost(name));
@@ -600,6 +622,8 @@ caf::result<node_welcome> handle_register(coord_ptr self, node_info& info, node_
   }
   n->second.handle = handle;
   n->second.info = info;
+  if (st.options.metrics)
+    st.options.metrics->nodes.Set(static_cast<double>(st.nodes.size()));
   spdlog::info("coordinator: node {} registered ({} cores, shm budget {} MiB, pid {}, {} videos running{})",
                info.name, info.cores, info.shm_budget >> 20, info.pid, info.running.size(),
                st.options.tls_ca.empty() ? "" : ", certificate verified");
@@ -644,6 +668,7 @@ void handle_node_status(coord_ptr self, node_status& s) {
     return;
   }
   st.nodes[*name].status = std::move(s);
+  refresh_state_metrics(st);
 }
 
 // -- results and reports ----------------------------------------------------------------------
@@ -728,9 +753,13 @@ caf::result<batch_ack> handle_batch(coord_ptr self, result_batch& b) {
   if (auto verdict = st.gate->check_batch(b, probed_frames(st, name, b.video)))
     return refuse(self, *verdict, what);
   b.node = name;
+  const uint64_t upsert_ns = st.clock.now_ns();
   auto mark = st.store->upsert(b);
   if (!mark)
     return storage_error(mark.error());
+  if (st.options.metrics)
+    st.options.metrics->batch_stored(b.analyzer, b.frames.size(),
+                                     static_cast<double>(st.clock.now_ns() - upsert_ns) / 1e9);
   batch_ack ack;
   ack.video = b.video;
   ack.analyzer = b.analyzer;
@@ -821,6 +850,8 @@ caf::result<uint64_t> handle_upload_chunk(coord_ptr self, const upload_chunk& c)
     st.client_uploads.erase(c.upload);
   if (!r)
     return blob_refused(self, r.error(), what);
+  if (st.options.metrics)
+    st.options.metrics->upload_bytes.Increment(static_cast<double>(c.data.size()));
   if (r->complete)
     spdlog::info("coordinator: upload {} complete: blob {} ({} bytes)", c.upload, r->sha256, r->offset);
   return r->offset;
@@ -832,6 +863,8 @@ caf::result<blob_chunk> handle_fetch(coord_ptr self, const std::string& sha256, 
   auto r = self->state.blobs->read(sha256, offset);
   if (!r)
     return make_error(r.error().code, r.error().message);
+  if (self->state.options.metrics)
+    self->state.options.metrics->fetch_bytes.Increment(static_cast<double>(r->data.size()));
   return std::move(*r);
 }
 
@@ -952,6 +985,7 @@ coordinator_actor::behavior_type coordinator(coord_ptr self, const std::shared_p
         "may register as a node under a name no live node holds)");
   guarded("coordinator: restore", [&] { restore(self); });
   guarded("coordinator: retention", [&] { sweep_if_due(self); });  // now, then every hour
+  guarded("coordinator: metrics", [&] { refresh_state_metrics(st, true); });
   self->set_down_handler(
       [self](caf::down_msg& dm) { guarded("coordinator: down", [&] { handle_down(self, dm); }); });
   return {

@@ -9,6 +9,8 @@
 
 namespace framehive {
 
+struct coordinator_metrics;  // common/metrics.hpp
+
 /// Sizes and counts a peer or a user controls; going over one is an
 /// errc::over_limit error to the caller, never a crash or a silent loss.
 struct coordinator_limits {
@@ -28,6 +30,8 @@ struct coordinator_options {
   /// must then prove their identity (common/identity.hpp) to register.
   std::string tls_ca;
   coordinator_limits limits;
+  /// Counted into when set (--metrics.port); shared with the /metrics endpoint.
+  std::shared_ptr<coordinator_metrics> metrics;
 };
 
 /// Spawns the coordinator on its own thread (it writes SQLite synchronously).

@@ -4,6 +4,7 @@
 //   framehive-coordinator [--port=4242] [--bind=127.0.0.1] [--data-dir=framehive-data]
 //                         [--tls.ca=FILE --tls.cert=FILE --tls.key=FILE] [--insecure]
 //                         [--limits.max-inputs-per-job=N ...] [--log-format=text|json]
+//                         [--metrics.port=9464] [--metrics.bind=127.0.0.1]
 //   framehive-coordinator --config-file=configs/coordinator.ini
 //
 // Protected mode: without TLS material it listens on 127.0.0.1 only, whatever
@@ -19,6 +20,7 @@
 #include "caf/io/all.hpp"
 #include "caf/openssl/all.hpp"
 #include "common/logging.hpp"
+#include "common/metrics.hpp"
 #include "coordinator/blob_store.hpp"
 #include "coordinator/coordinator_actor.hpp"
 #include "coordinator/job_store.hpp"
@@ -35,6 +37,7 @@ struct coordinator_config : caf::actor_system_config {
   framehive::tls_files tls;
   framehive::coordinator_limits limits;
   framehive::blob_limits storage;
+  framehive::metrics_options metrics{"127.0.0.1", framehive::default_coordinator_metrics_port};
   uint64_t max_node_shm_gb = limits.max_node_shm_bytes >> 30;
   coordinator_config() {
     opt_group{custom_options_, "global"}
@@ -49,6 +52,9 @@ struct coordinator_config : caf::actor_system_config {
         .add(storage.max_blob_bytes, "max-blob-bytes", "one uploaded video or artifact, in bytes")
         .add(storage.max_store_bytes, "max-store-bytes",
              "all stored blobs plus uploads in progress, in bytes (data-dir/blobs)");
+    opt_group{custom_options_, "metrics"}
+        .add(metrics.port, "port", "port of the Prometheus endpoint /metrics (0: none)")
+        .add(metrics.bind, "bind", "address of the Prometheus endpoint (127.0.0.1: this machine only)");
     framehive::configure_network(*this);
   }
 
@@ -154,10 +160,25 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // Started before any actor: the metrics live as long as the process.
+  std::unique_ptr<framehive::metrics_endpoint> metrics;
+  auto options = cfg.options();
+  if (cfg.metrics.port != 0) {
+    // Monitoring is not the service: a port taken (another coordinator on
+    // this machine) costs the endpoint, not the coordinator.
+    if (auto m = framehive::metrics_endpoint::start(cfg.metrics); !m) {
+      spdlog::error("coordinator: {}; running without metrics (set --metrics.port)", m.error());
+    } else {
+      metrics = std::move(*m);
+      options.metrics = std::make_shared<framehive::coordinator_metrics>(metrics->registry());
+      spdlog::info("coordinator: metrics on http://{}:{}/metrics", cfg.metrics.bind, metrics->port());
+    }
+  }
+
   framehive::block_shutdown_signals();
 
   caf::actor_system sys{cfg};
-  auto coord = framehive::spawn_coordinator(sys, std::move(*store), cfg.options(), std::move(*blobs));
+  auto coord = framehive::spawn_coordinator(sys, std::move(*store), std::move(options), std::move(*blobs));
   auto port = listen(sys, coord, cfg, address);
   if (!port) {
     spdlog::error("cannot listen on {}:{}: {}", address, cfg.port, sys.render(port.error()));

@@ -126,6 +126,8 @@ constexpr const char* sql_jobs_finished_before =
     "SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND finished IS NOT NULL "
     "AND finished < ? ORDER BY finished, id";
 // Erasing a job: what hangs off its videos first, then the videos, its events, the job.
+constexpr const char* sql_jobs_by_state = "SELECT state, COUNT(*) FROM jobs GROUP BY state";
+constexpr const char* sql_videos_by_state = "SELECT state, COUNT(*) FROM videos GROUP BY state";
 constexpr const char* sql_put_artifact =
     "INSERT OR REPLACE INTO artifacts(job, video, analyzer, name, size, sha256) VALUES(?, ?, ?, ?, ?, ?)";
 constexpr const char* sql_artifacts_of_job =
@@ -635,6 +637,22 @@ store_result<std::vector<uint64_t>> job_store::jobs_finished_before(double wall_
   if (auto r = q->each_row([&] { ids.push_back(static_cast<uint64_t>(q->i64(0))); }); !r)
     return r.error();
   return ids;
+}
+
+store_result<std::pair<std::map<std::string, uint64_t>, std::map<std::string, uint64_t>>>
+job_store::count_by_state() {
+  std::pair<std::map<std::string, uint64_t>, std::map<std::string, uint64_t>> out;
+  for (auto [sql, counts] :
+       {std::pair{sql_jobs_by_state, &out.first}, std::pair{sql_videos_by_state, &out.second}}) {
+    auto q = prepare(sql);
+    if (!q)
+      return q.error();
+    if (auto r =
+            q->each_row([&, counts = counts] { (*counts)[q->bytes(0)] = static_cast<uint64_t>(q->i64(1)); });
+        !r)
+      return r.error();
+  }
+  return out;
 }
 
 store_result<std::optional<std::string>> job_store::assignment_node(uint64_t video, uint64_t epoch) {

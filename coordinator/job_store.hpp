@@ -12,6 +12,7 @@
 // does not know is an error for that row, never a crash.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -130,6 +131,9 @@ class job_store {
   /// returns how many turned out to be over. A repair at start: a job whose
   /// last video ended under a store older than one-transaction video ends.
   store_result<std::size_t> refresh_open_jobs();
+  /// How many jobs and videos are in each state (state text -> count; states
+  /// with none are absent), for the metrics.
+  store_result<std::pair<std::map<std::string, uint64_t>, std::map<std::string, uint64_t>>> count_by_state();
   /// The node that held `video` under `epoch`; nullopt if it never had that assignment.
   store_result<std::optional<std::string>> assignment_node(uint64_t video, uint64_t epoch);
 

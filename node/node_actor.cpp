@@ -26,6 +26,7 @@
 #include "common/digest.hpp"
 #include "common/identity.hpp"
 #include "common/logging.hpp"
+#include "common/metrics.hpp"
 #include "node/artifact_sender.hpp"
 #include "node/blob_cache.hpp"
 #include "node/input_policy.hpp"
@@ -276,8 +277,18 @@ frames_in_hand frames_in_hand_of(const shm::frame_ring& ring) {
   return out;
 }
 
+/// Frames the supervision quarantined so far (the tree's `quarantined`).
+std::size_t quarantined_frames(const video_supervisor& sup) {
+  std::size_t n = 0;
+  for (const auto& r : sup.roles())
+    n += r.quarantine.size();
+  return n;
+}
+
 void on_worker_exit(node_ptr self, const worker_exit& e) {
   auto& st = self->state;
+  if (st.opt.metrics)
+    st.opt.metrics->worker_restarts.Increment();
   spdlog::warn("node {}: worker {} (pid {}) died ({}); restarting it and re-placing its actors", st.opt.name,
                e.index, e.pid, e.why);
   st.worker_handles[e.index] = nullptr;
@@ -287,8 +298,12 @@ void on_worker_exit(node_ptr self, const worker_exit& e) {
   for (uint64_t id : ids)  // commands may end videos
     if (auto it = st.videos.find(id); it != st.videos.end()) {
       auto& v = it->second;
-      carry_out(self, id,
-                v.sup.on_worker_died(e.index, e.why, v.ring ? frames_in_hand_of(*v.ring) : frames_in_hand{}));
+      const std::size_t quarantined = quarantined_frames(v.sup);
+      auto commands =
+          v.sup.on_worker_died(e.index, e.why, v.ring ? frames_in_hand_of(*v.ring) : frames_in_hand{});
+      if (st.opt.metrics)
+        st.opt.metrics->quarantined.Increment(static_cast<double>(quarantined_frames(v.sup) - quarantined));
+      carry_out(self, id, std::move(commands));
     }
 }
 
@@ -578,6 +593,8 @@ void on_chunk(node_ptr self, uint64_t id, uint64_t epoch, uint64_t generation, c
   }
   if (f.size > 0 && !write_chunk(self, *v, c))
     return;
+  if (self->state.opt.metrics)
+    self->state.opt.metrics->fetch_bytes.Increment(static_cast<double>(c.data.size()));
   f.retries.reset();
   if (f.window->done())
     complete_blob(self, *v);
@@ -1056,10 +1073,15 @@ void on_tick(node_ptr self) {
   resume_transfers(self);
   place_pending(self);
   const uint64_t now = st.clock.now_ns();
-  if (st.registered && now - st.last_status_ns >= to_ns(status_interval)) {
+  if (now - st.last_status_ns >= to_ns(status_interval)) {
     st.last_status_ns = now;
-    self->send(st.coord, build_status(self));
-    send_reports(self);
+    auto status = build_status(self);
+    if (st.opt.metrics)
+      st.opt.metrics->observe(status);
+    if (st.registered) {
+      self->send(st.coord, std::move(status));
+      send_reports(self);
+    }
   }
 }
 
@@ -1119,17 +1141,37 @@ caf::result<batch_ack> on_result_batch(node_ptr self, result_batch& b) {
   const uint64_t video = b.video;
   const uint64_t epoch = b.epoch;
   self->request(st.coord, request_timeout, std::move(b))
-      .then([rp](batch_ack& a) mutable { rp.deliver(a); },
-            [self, rp, video, epoch](caf::error& e) mutable {
-              guarded("node: batch refused", [&] { on_batch_refused(self, video, epoch, e); });
-              rp.deliver(e);
-            });
+      .then(
+          [self, rp, sent_ns = st.clock.now_ns()](batch_ack& a) mutable {
+            if (auto* m = self->state.opt.metrics.get())
+              m->batch_acked(a.analyzer, a.stored,
+                             static_cast<double>(self->state.clock.now_ns() - sent_ns) / 1e9);
+            rp.deliver(a);
+          },
+          [self, rp, video, epoch](caf::error& e) mutable {
+            guarded("node: batch refused", [&] { on_batch_refused(self, video, epoch, e); });
+            rp.deliver(e);
+          });
   return rp;
 }
 
+/// The role's latest progress as the supervisor keeps it (default if it has no such role).
+actor_progress last_progress(const video_supervisor& sup, const actor_progress& p) {
+  for (const auto& r : sup.roles())
+    if (r.kind == p.kind && r.analyzer == p.analyzer)
+      return r.last;
+  return {};
+}
+
 void on_progress(node_ptr self, const actor_progress& p) {
-  if (auto* v = find_video(self, p.video, p.epoch))
-    carry_out(self, p.video, v->sup.on_progress(p));
+  auto* v = find_video(self, p.video, p.epoch);
+  if (!v)
+    return;
+  const actor_progress before = last_progress(v->sup, p);
+  auto commands = v->sup.on_progress(p);
+  if (auto* m = self->state.opt.metrics.get())  // counts only what the supervisor took
+    m->progress(before, last_progress(v->sup, p));
+  carry_out(self, p.video, std::move(commands));
 }
 
 /// The input policy and the output folders: why this node will not run `t`, if it will not.

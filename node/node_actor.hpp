@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "actors/messages.hpp"
@@ -10,6 +11,8 @@
 #include "node/video_supervisor.hpp"
 
 namespace framehive {
+
+struct node_metrics;  // common/metrics.hpp
 
 // -- defaults (node.ini [global]) ---------------------------------------------------------
 
@@ -54,6 +57,8 @@ struct node_options {
   uint64_t cache_bytes = default_cache_mb << 20;
   /// How the workers write their log lines: the node's own --log-format.
   log_format logs = log_format::text;
+  /// Counted into when set (--metrics.port); shared with the /metrics endpoint.
+  std::shared_ptr<node_metrics> metrics;
 };
 
 /// The cache folder `o` uses (cache_dir, or the default beside output_dir).

@@ -5,6 +5,7 @@
 //   framehive-node [--tls.ca=FILE --tls.cert=FILE --tls.key=FILE]
 //                  [--inputs.allowed-protocols=[...]] [--inputs.allowed-roots=[...]]
 //                  [--cache.dir=DIR] [--cache.max-mb=N] [--log-format=text|json]
+//                  [--metrics.port=9465] [--metrics.bind=127.0.0.1]
 //   framehive-node --config-file=configs/node.ini
 // Every option is also an INI key (see configs/node.ini); flags win.
 
@@ -22,6 +23,7 @@
 #include "analysis/catalog.hpp"
 #include "caf/io/all.hpp"
 #include "common/logging.hpp"
+#include "common/metrics.hpp"
 #include "common/process.hpp"
 #include "node/node_actor.hpp"
 #include "shm/segment.hpp"
@@ -65,6 +67,7 @@ struct node_config : caf::actor_system_config {
   std::vector<std::string> allowed_roots;
   std::string cache_dir;
   uint64_t cache_max_mb = framehive::default_cache_mb;
+  framehive::metrics_options metrics{"127.0.0.1", framehive::default_node_metrics_port};
   node_config() {
     opt_group{custom_options_, "global"}
         .add(coordinator, "coordinator", "coordinator address HOST:PORT")
@@ -101,6 +104,10 @@ struct node_config : caf::actor_system_config {
         .add(allowed_protocols, "allowed-protocols",
              "URL schemes a decoder may open (FFmpeg protocol names; a plain path is \"file\")")
         .add(allowed_roots, "allowed-roots", "local inputs must lie below one of these folders (empty: any path)");
+    opt_group{custom_options_, "metrics"}
+        .add(metrics.port, "port",
+             "port of the Prometheus endpoint /metrics (0: none; each node on one machine needs its own)")
+        .add(metrics.bind, "bind", "address of the Prometheus endpoint (127.0.0.1: this machine only)");
     framehive::add_tls_options(custom_options_, tls);
     framehive::configure_network(*this);
   }
@@ -205,6 +212,21 @@ int main(int argc, char** argv) {
   // Rings of an earlier instance of this node that died without cleaning up.
   for (const auto& n : framehive::shm::remove_stale_segments(framehive::ring_prefix(o)))
     spdlog::info("removed stale ring /dev/shm/{}", n);
+
+  // Before any actor: the metrics live as long as the process. A port taken
+  // (another node on this machine) costs the endpoint, not the node.
+  std::unique_ptr<framehive::metrics_endpoint> metrics;
+  if (cfg.metrics.port != 0) {
+    if (auto m = framehive::metrics_endpoint::start(cfg.metrics); !m) {
+      spdlog::error(
+          "node {}: {}; running without metrics (give each node on a machine its own --metrics.port)", o.name,
+          m.error());
+    } else {
+      metrics = std::move(*m);
+      o.metrics = std::make_shared<framehive::node_metrics>(metrics->registry());
+      spdlog::info("node {}: metrics on http://{}:{}/metrics", o.name, cfg.metrics.bind, metrics->port());
+    }
+  }
 
   framehive::block_shutdown_signals();
 

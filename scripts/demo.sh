@@ -45,11 +45,14 @@ tls coordinator
 "$bin/framehive-coordinator" --config-file=configs/coordinator.ini --port="$port" --data-dir="$work/data" \
   "${tls_args[@]}" >"$work/coordinator.log" 2>&1 &
 pids+=($!)
+metrics_port=9465  # one /metrics port per node on this machine: 9465, 9466
 for n in node-a node-b; do
   tls "$n"
   "$bin/framehive-node" --config-file=configs/node.ini --coordinator="$FRAMEHIVE_COORDINATOR" --name="$n" \
-    --output-dir="$work/output-$n" --shm-prefix=framehive-demo "${tls_args[@]}" >"$work/$n.log" 2>&1 &
+    --output-dir="$work/output-$n" --shm-prefix=framehive-demo --metrics.port="$metrics_port" "${tls_args[@]}" \
+    >"$work/$n.log" 2>&1 &
   pids+=($!)
+  metrics_port=$((metrics_port + 1))
 done
 for _ in $(seq 1 100); do
   if [ "$(fh nodes --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["nodes"]))' 2>/dev/null)" = 2 ]; then
