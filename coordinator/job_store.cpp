@@ -482,14 +482,24 @@ store_result<std::vector<video_row>> job_store::unfinished_videos() {
   return query_videos(sql_unfinished_videos, std::nullopt);
 }
 
+namespace {
+
+/// The first column of every row of `q`, as ids.
+template <class Query>
+store_result<std::vector<uint64_t>> ids_of(Query& q) {
+  std::vector<uint64_t> ids;
+  if (auto r = q.each_row([&] { ids.push_back(static_cast<uint64_t>(q.i64(0))); }); !r)
+    return r.error();
+  return ids;
+}
+
+}  // namespace
+
 store_result<std::vector<uint64_t>> job_store::job_ids() {
   auto q = prepare(sql_job_ids);
   if (!q)
     return q.error();
-  std::vector<uint64_t> ids;
-  if (auto r = q->each_row([&] { ids.push_back(static_cast<uint64_t>(q->i64(0))); }); !r)
-    return r.error();
-  return ids;
+  return ids_of(*q);
 }
 
 store_result<std::optional<job_state>> job_store::state_of_job(uint64_t job) {
@@ -615,11 +625,11 @@ store_result<std::size_t> job_store::refresh_open_jobs() {
   auto q = prepare(sql_open_jobs);
   if (!q)
     return q.error();
-  std::vector<uint64_t> ids;
-  if (auto r = q->each_row([&] { ids.push_back(static_cast<uint64_t>(q->i64(0))); }); !r)
-    return r.error();
+  auto ids = ids_of(*q);
+  if (!ids)
+    return ids.error();
   std::size_t ended = 0;
-  for (uint64_t id : ids) {
+  for (uint64_t id : *ids) {
     auto now = refresh_job_state(id);
     if (!now)
       return now.error();
@@ -633,10 +643,7 @@ store_result<std::vector<uint64_t>> job_store::jobs_finished_before(double wall_
   if (!q)
     return q.error();
   q->bind_all(wall_s);
-  std::vector<uint64_t> ids;
-  if (auto r = q->each_row([&] { ids.push_back(static_cast<uint64_t>(q->i64(0))); }); !r)
-    return r.error();
-  return ids;
+  return ids_of(*q);
 }
 
 store_result<std::pair<std::map<std::string, uint64_t>, std::map<std::string, uint64_t>>>
