@@ -5,6 +5,7 @@
 //                         [--tls.ca=FILE --tls.cert=FILE --tls.key=FILE] [--insecure]
 //                         [--limits.max-inputs-per-job=N ...] [--log-format=text|json]
 //                         [--metrics.port=9464] [--metrics.bind=127.0.0.1]
+//                         [--web.port=9470] [--web.bind=127.0.0.1]
 //   framehive-coordinator --config-file=configs/coordinator.ini
 //
 // Protected mode: without TLS material it listens on 127.0.0.1 only, whatever
@@ -24,6 +25,7 @@
 #include "coordinator/blob_store.hpp"
 #include "coordinator/coordinator_actor.hpp"
 #include "coordinator/job_store.hpp"
+#include "coordinator/web_view.hpp"
 #include "shm/ring_layout.hpp"
 
 namespace {
@@ -38,6 +40,7 @@ struct coordinator_config : caf::actor_system_config {
   framehive::coordinator_limits limits;
   framehive::blob_limits storage;
   framehive::metrics_options metrics{"127.0.0.1", framehive::default_coordinator_metrics_port};
+  framehive::web_options web{"127.0.0.1", framehive::default_web_port};
   uint64_t max_node_shm_gb = limits.max_node_shm_bytes >> 30;
   coordinator_config() {
     opt_group{custom_options_, "global"}
@@ -55,6 +58,9 @@ struct coordinator_config : caf::actor_system_config {
     opt_group{custom_options_, "metrics"}
         .add(metrics.port, "port", "port of the Prometheus endpoint /metrics (0: none)")
         .add(metrics.bind, "bind", "address of the Prometheus endpoint (127.0.0.1: this machine only)");
+    opt_group{custom_options_, "web"}
+        .add(web.port, "port", "port of the web view / and its JSON API /api/ (0: none)")
+        .add(web.bind, "bind", "address of the web view (loopback only: 127.0.0.1)");
     framehive::configure_network(*this);
   }
 
@@ -188,8 +194,25 @@ int main(int argc, char** argv) {
   }
   spdlog::info("coordinator listening on {}:{} ({}), job store {}/framehive.db", address, *port,
                cfg.tls.enabled() ? "mutual TLS" : "plaintext", std::filesystem::absolute(cfg.data_dir).string());
+
+  // Like the metrics: a port taken or an address refused costs the web view,
+  // not the coordinator. Its requests give up after 3 s (the page polls every second).
+  std::unique_ptr<framehive::web_view> web;
+  if (cfg.web.port != 0) {
+    auto web_options = cfg.web;
+    web_options.tls = cfg.tls.enabled();
+    auto w = framehive::web_view::start(
+        web_options, framehive::ask_coordinator(sys, coord, std::chrono::seconds(3)));
+    if (!w) {
+      spdlog::error("coordinator: {}; running without the web view (set --web.port, --web.bind)", w.error());
+    } else {
+      web = std::move(*w);
+      spdlog::info("coordinator: web view on http://{}:{}/", cfg.web.bind, web->port());
+    }
+  }
   const int sig = framehive::wait_for_shutdown_signal();
   spdlog::info("coordinator: signal {}, shutting down", sig);
   stop_listening(sys, coord, *port);
+  web.reset();  // waits for its requests, each bounded by its deadline
   framehive::stop_and_exit(sys, caf::actor_cast<caf::actor>(coord), 0);
 }
