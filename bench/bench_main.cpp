@@ -1,6 +1,6 @@
 // framehive-bench: framehive against the designs it replaces, in one run.
 //
-//   framehive-bench [--quick] [--out DIR] [--media DIR]
+//   framehive-bench [--quick] [--out DIR] [--media DIR] [--only SECTION,...]
 //
 // 1. Fan-out: one 1080p30 H.264 clip, N = 1, 2, 4, 8 analyses (touch: one byte
 //    per row; then stats), in four designs: framehive end to end; naive (N
@@ -10,6 +10,10 @@
 // 3. Memory: node and workers on a 1-minute and a 10-minute clip.
 // 4. Coordinator scale: 1000 simulated nodes, 10,000 queued videos.
 // 5. A sports-style pipeline: 720p50 with motion and thumbnails.
+// 6. Result ingest: simulated nodes push per-frame result batches (stats,
+//    motion, people) into a coordinator as fast as it commits them.
+// `--only fanout,latency,memory,scale,sports,ingest` runs some sections and
+// prints their keys, without writing the report.
 // Writes DIR/RESULTS.md, DIR/fanout.png, DIR/results.json and prints key=value
 // lines last. Roles the driver starts of itself: see roles.hpp.
 
@@ -26,11 +30,14 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core/version.hpp>
+#include <sqlite3.h>
 
 #include "actors/messages.hpp"
 #include "bench/bench_support.hpp"
@@ -57,6 +64,8 @@ struct options {
   fs::path media;  ///< generated clips (kept between runs)
   fs::path work;   ///< scratch: logs, job stores, figures of child processes
   fs::path bin;    ///< framehive executables
+  std::set<std::string> only;  ///< --only: the sections to run (empty: all, and the report is written)
+  bool runs(const std::string& section) const { return only.empty() || only.count(section) > 0; }
 };
 
 [[noreturn]] void die(const std::string& why) {
@@ -624,7 +633,7 @@ scale_figures run_scale(const options& o, int nodes, int videos, int processes) 
   s.assigned = t["assigned"];
   if (assigned)
     s.schedule_s = static_cast<double>(t["last_assigned_ns"].get<uint64_t>() - submitted) / 1e9;
-  const bool done = wait_for("done", videos, std::chrono::seconds(900));
+  const bool done = wait_for("done", videos, std::chrono::seconds(o.quick ? 120 : 600));
   t = totals();
   s.done = t["done"];
   s.errors = t["errors"];
@@ -640,6 +649,171 @@ scale_figures run_scale(const options& o, int nodes, int videos, int processes) 
       nodes, s.register_s, videos, s.submit_reply_s, s.schedule_s, s.all_done_s, s.cpu_s, s.peak_rss_mb,
       static_cast<long long>(s.errors));
   return s;
+}
+
+// -- 6. result ingest -----------------------------------------------------------------------
+
+struct ingest_figures {
+  std::string analyzer;
+  int nodes = 0, videos = 0;
+  int64_t frames = 0, results = 0, batches = 0, errors = 0;
+  double wall_s = 0, results_per_s = 0, cpu_s = 0, results_per_cpu_s = 0, peak_rss_mb = 0;
+  double table_bytes_per_result = 0;    ///< dbstat: pages of the results table / rows
+  double payload_bytes_per_result = 0;  ///< dbstat: cell payload of the results table / rows
+  double file_bytes_per_result =
+      0;  ///< database file after a checkpoint, less its size before the job, / rows
+  bool complete = false;
+};
+
+/// The results table of the coordinator's file: (rows, bytes of its pages,
+/// bytes of its cells' payload), by SQLite's dbstat, after a checkpoint (a
+/// second connection; the coordinator keeps the file open).
+std::tuple<int64_t, int64_t, int64_t> results_table_bytes(const fs::path& db) {
+  sqlite3* h = nullptr;
+  std::tuple<int64_t, int64_t, int64_t> out{0, 0, 0};
+  if (sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    sqlite3_close(h);
+    return out;
+  }
+  sqlite3_busy_timeout(h, 5000);
+  sqlite3_exec(h, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+  auto one = [&](const char* sql, int col) {
+    sqlite3_stmt* st = nullptr;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(h, sql, -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+      v = sqlite3_column_int64(st, col);
+    sqlite3_finalize(st);
+    return v;
+  };
+  std::get<0>(out) = one("SELECT COUNT(*) FROM results", 0);
+  std::get<1>(out) = one("SELECT SUM(pgsize), SUM(payload) FROM dbstat WHERE name = 'results'", 0);
+  std::get<2>(out) = one("SELECT SUM(pgsize), SUM(payload) FROM dbstat WHERE name = 'results'", 1);
+  sqlite3_close(h);
+  return out;
+}
+
+/// Simulated nodes (`processes` processes, `nodes` nodes in all, `cores` videos
+/// each at a time) push the results of one job of `videos` videos x `frames`
+/// frames with `analyzer` into a fresh coordinator, in batches of 8 frames
+/// (a node's default batch), at most two unacknowledged per (video, analyzer).
+ingest_figures run_ingest(const options& o, const std::string& analyzer, int nodes, int processes, int cores,
+                          int videos, int64_t frames) {
+  ingest_figures s;
+  s.analyzer = analyzer;
+  s.nodes = nodes;
+  s.videos = videos;
+  s.frames = frames;
+  const std::string tag = "ingest-" + analyzer;
+  local_cluster cl(o, tag, false);
+  const fs::path dir = o.work / tag;
+  const fs::path db = dir / "data" / "framehive.db";
+  std::vector<child_process> sims;
+  const int per = (nodes + processes - 1) / processes;
+  for (int p = 0; p < processes; ++p) {
+    const int first = p * per, count = std::min(per, nodes - first);
+    sims.push_back(
+        spawn_or_die({self_executable(), "ingest-nodes", "127.0.0.1", std::to_string(cl.port()),
+                      std::to_string(first), std::to_string(count), std::to_string(cores),
+                      std::to_string(frames), "8", (dir / ("sim-" + std::to_string(p) + ".json")).string()},
+                     dir / ("sim-" + std::to_string(p) + ".log")));
+  }
+  auto totals = [&] {
+    json sum{{"registered", 0}, {"assigned", 0}, {"results", 0},       {"batches", 0},
+             {"done", 0},       {"errors", 0},   {"first_send_ns", 0}, {"last_ack_ns", 0}};
+    for (int p = 0; p < processes; ++p) {
+      auto j = read_json(dir / ("sim-" + std::to_string(p) + ".json"));
+      for (const char* k : {"registered", "assigned", "results", "batches", "done", "errors"})
+        sum[k] = sum[k].get<int64_t>() + j.value(k, int64_t{0});
+      const uint64_t first = j.value("first_send_ns", uint64_t{0});
+      if (first != 0 &&
+          (sum["first_send_ns"].get<uint64_t>() == 0 || first < sum["first_send_ns"].get<uint64_t>()))
+        sum["first_send_ns"] = first;
+      sum["last_ack_ns"] = std::max(sum["last_ack_ns"].get<uint64_t>(), j.value("last_ack_ns", uint64_t{0}));
+    }
+    return sum;
+  };
+  auto wait_for = [&](const char* key, int64_t target, std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (totals()[key].get<int64_t>() < target) {
+      if (std::chrono::steady_clock::now() > deadline)
+        return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+  };
+  if (!wait_for("registered", nodes, std::chrono::seconds(60)))
+    die("ingest: simulated nodes did not all register: " + totals().dump());
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // one round of status pushes
+  std::error_code ec;
+  const auto file_size = [&] {
+    return static_cast<int64_t>(fs::file_size(db, ec)) +
+           static_cast<int64_t>(fs::file_size(db.string() + "-wal", ec));
+  };
+  const int64_t size_before = file_size();
+  job_spec spec;
+  spec.analyzers = {analyzer};
+  for (int i = 0; i < videos; ++i)
+    spec.inputs.push_back("/bench/ingest/video-" + std::to_string(i) + ".mp4");
+  proc_meter meter;
+  meter.add_root(cl.coordinator_pid());
+  meter.start();
+  caf::scoped_actor self{client_system()};
+  self->request(cl.coordinator(), std::chrono::seconds(120), spec)
+      .receive([](uint64_t) {}, [](caf::error& e) { die("ingest: submit failed: " + describe(e)); });
+  const int64_t expected = static_cast<int64_t>(videos) * frames;
+  const bool done = wait_for("done", videos, std::chrono::seconds(o.quick ? 120 : 600));
+  auto u = meter.stop();
+  auto t = totals();
+  for (auto& p : sims)
+    p.kill(SIGKILL);
+  s.results = t["results"];
+  s.batches = t["batches"];
+  s.errors = t["errors"];
+  s.wall_s = static_cast<double>(t["last_ack_ns"].get<uint64_t>() - t["first_send_ns"].get<uint64_t>()) / 1e9;
+  s.results_per_s = s.wall_s > 0 ? static_cast<double>(s.results) / s.wall_s : 0;
+  s.cpu_s = u.cpu_s;
+  s.peak_rss_mb = u.peak_rss_mb;
+  s.results_per_cpu_s = s.cpu_s > 0 ? static_cast<double>(s.results) / s.cpu_s : 0;
+  const auto [rows, pages, payload] = results_table_bytes(db);
+  const int64_t size_after = file_size();
+  if (rows > 0) {
+    s.table_bytes_per_result = static_cast<double>(pages) / static_cast<double>(rows);
+    s.payload_bytes_per_result = static_cast<double>(payload) / static_cast<double>(rows);
+    s.file_bytes_per_result = static_cast<double>(size_after - size_before) / static_cast<double>(rows);
+  }
+  s.complete = done && s.results == expected && rows == expected && s.errors == 0;
+  say("    %-6s %d videos x %lld frames from %d nodes: %lld results in %.2f s = %.0f results/s; coordinator "
+      "CPU %.2f s "
+      "= %.0f results per CPU-s; stored %.1f B/result (table pages; payload %.1f, file %.1f)%s",
+      analyzer.c_str(), videos, static_cast<long long>(frames), nodes, static_cast<long long>(s.results),
+      s.wall_s, s.results_per_s, s.cpu_s, s.results_per_cpu_s, s.table_bytes_per_result,
+      s.payload_bytes_per_result, s.file_bytes_per_result, s.complete ? "" : "  (INCOMPLETE)");
+  return s;
+}
+
+/// Section 6: one fresh coordinator per analyzer, so each file holds one kind's rows.
+std::vector<ingest_figures> run_ingest_section(const options& o) {
+  std::vector<ingest_figures> out;
+  for (const std::string a : {"stats", "motion", "people"})
+    out.push_back(run_ingest(o, a, 8, 4, 4, o.quick ? 32 : 64, o.quick ? 2000 : 4000));
+  return out;
+}
+
+/// The section's key figures: rates over all three runs, bytes per kind.
+void ingest_keys(const std::vector<ingest_figures>& runs,
+                 const std::function<void(const std::string&, double, const std::string&, bool)>& key) {
+  double results = 0, wall = 0, cpu = 0;
+  for (const auto& r : runs) {
+    results += static_cast<double>(r.results);
+    wall += r.wall_s;
+    cpu += r.cpu_s;
+  }
+  const double per_cpu = cpu > 0 ? results / cpu : 0;
+  key("ingest_results_per_s", wall > 0 ? results / wall : 0, "", true);
+  key("ingest_results_per_cpu_s", per_cpu, ">= 250000", per_cpu >= 250000);
+  for (const auto& r : runs)
+    key("stored_bytes_per_result_" + r.analyzer, r.table_bytes_per_result,
+        r.analyzer == "stats" ? "<= 40" : "", r.analyzer != "stats" || r.table_bytes_per_result <= 40);
 }
 
 // -- 5. sports pipeline ---------------------------------------------------------------------
@@ -716,19 +890,55 @@ int main(int argc, char** argv) {
       o.out = argv[++i];
     else if (a == "--media" && i + 1 < argc)
       o.media = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: framehive-bench [--quick] [--out DIR] [--media DIR]\n");
+    else if (a == "--only" && i + 1 < argc) {
+      std::stringstream list(argv[++i]);
+      for (std::string x; std::getline(list, x, ',');)
+        o.only.insert(x);
+    } else {
+      std::fprintf(stderr, "usage: framehive-bench [--quick] [--out DIR] [--media DIR] [--only SECTION,...]\n");
       return 64;
     }
   }
   o.work = fs::temp_directory_path() / ("framehive-bench-" + std::to_string(getpid()));
   fs::create_directories(o.work);
-  fs::create_directories(o.out);
+  if (o.only.empty())  // --only writes no report
+    fs::create_directories(o.out);
   shm::remove_stale_segments("fhbench-");
   keep_freed_memory();
   const uint64_t started = monotonic_ns();
   const std::string machine = machine_description();
   say("framehive-bench (%s) on %s", o.quick ? "quick" : "full", machine.c_str());
+
+  if (!o.only.empty()) {
+    // Some sections, keys only (the report needs every section). Sections
+    // that need clips run only in the whole benchmark.
+    std::vector<key_figure> keys;
+    auto key = [&](const std::string& k, double v, const std::string& target, bool met) {
+      keys.push_back({k, v, target, met});
+    };
+    bool ok = true;
+    if (o.runs("scale")) {
+      say("4. coordinator scale");
+      auto sc = run_scale(o, 1000, 10000, 4);
+      key("submit_reply_10k_s", sc.submit_reply_s, "<= 0.1", sc.submit_reply_s <= 0.1);
+      key("schedule_10k_s", sc.schedule_s > 0 ? sc.schedule_s : -1, "<= 10",
+          sc.schedule_s > 0 && sc.schedule_s <= 10);
+      ok = ok && sc.done == sc.videos;
+    }
+    if (o.runs("ingest")) {
+      say("6. result ingest");
+      auto in = run_ingest_section(o);
+      ingest_keys(in, key);
+      for (const auto& r : in)
+        ok = ok && r.complete;
+    }
+    fs::remove_all(o.work);
+    for (const auto& k : keys)
+      std::printf("%s=%s\n", k.key.c_str(), fixed(k.value, 3).c_str());
+    std::printf("all_complete=%d\n", ok ? 1 : 0);
+    std::fflush(stdout);
+    std::_Exit(ok ? 0 : 1);
+  }
 
   say("clips");
   const clip fan = testsrc_clip(o, 1920, 1080, 30, o.quick ? 12 : 60);
@@ -800,6 +1010,10 @@ int main(int argc, char** argv) {
   say("5. sports-style pipeline");
   auto sp = run_sports(o, sports);
 
+  // 6. ingest
+  say("6. result ingest");
+  auto ingest = run_ingest_section(o);
+
   // -- key figures ---------------------------------------------------------------------
   const double fh4 = fps_of("framehive", "touch", 4), fh8 = fps_of("framehive", "touch", 8);
   std::vector<key_figure> keys;
@@ -818,12 +1032,16 @@ int main(int argc, char** argv) {
   key("latency_p99_us_N8_unpaced", lat_unpaced, "", true);
   key("rss_growth_10min_vs_1min", growth, "<= 1.1", growth <= 1.1);
   key("schedule_10k_s", sc.schedule_s > 0 ? sc.schedule_s : -1, "<= 10", sc.schedule_s > 0 && sc.schedule_s <= 10);
+  key("submit_reply_10k_s", sc.submit_reply_s, "<= 0.1", sc.submit_reply_s <= 0.1);
   key("realtime_factor", sp.realtime_factor, "", true);
+  ingest_keys(ingest, key);
   key("ratio_vs_naive_N4_stats", fps_of("framehive", "stats", 4) / std::max(1e-9, fps_of("naive", "stats", 4)), "",
       true);
   key("ratio_vs_messages_N4_stats",
       fps_of("framehive", "stats", 4) / std::max(1e-9, fps_of("messages", "stats", 4)), "", true);
   bool all_complete = sc.done == sc.videos && m1.complete && m10.complete && sp.complete;
+  for (const auto& r : ingest)
+    all_complete = all_complete && r.complete;
   for (const auto& r : runs)
     all_complete = all_complete && r.complete;
 
@@ -948,6 +1166,27 @@ int main(int argc, char** argv) {
      << "| bare decode frames/s | " << fixed(sp.decode_fps) << " |\n"
      << "| pipeline / bare decode | " << fixed(sp.pipeline_fps / std::max(1e-9, sp.decode_fps), 2) << " |\n"
      << "| CPU (coordinator, node, workers) | " << fixed(sp.cpu_s) << " s |\n";
+  md << "\n## 6. Result ingest\n\n"
+     << "Simulated nodes (8, in 4 processes; `framehive-bench ingest-nodes`) register with a fresh coordinator "
+     << "per analyzer and, for one job of " << (ingest.empty() ? 0 : ingest[0].videos) << " videos x "
+     << (ingest.empty() ? 0 : ingest[0].frames) << " frames (4 videos at a time per node), send the result "
+     << "batches a node forwards for its consumers: 8 frames per batch (a node's default), at most two "
+     << "unacknowledged per (video, analyzer), the next as soon as one is acknowledged; the coordinator "
+     << "acknowledges a batch after the transaction holding it committed. The texts have the shapes and value "
+     << "ranges the real analyzers write. Results/s: results acknowledged / (last acknowledgement - first send); "
+     << "per CPU-second: results / coordinator CPU (utime+stime from /proc, submit to the last report, the "
+     << "video ends and their summaries included). Bytes per result: SQLite's `dbstat` over the `results` table "
+     << "(its pages, and its cells' payload) / rows, after a checkpoint; file: growth of the database file and "
+     << "its WAL / rows (after a `wal_checkpoint(TRUNCATE)`). The simulators share the 2 vCPUs with the "
+     << "coordinator, so results/s is bounded by both; per CPU-second is the coordinator's own cost.\n\n"
+     << "| analyzer | results | batches | wall s | results/s | coordinator CPU s | results per CPU-s | B/result "
+        "(table pages) | B/result (payload) | B/result (file) | complete |\n"
+     << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+  for (const auto& r : ingest)
+    md << "| " << r.analyzer << " | " << r.results << " | " << r.batches << " | " << fixed(r.wall_s, 2) << " | "
+       << fixed(r.results_per_s, 0) << " | " << fixed(r.cpu_s, 2) << " | " << fixed(r.results_per_cpu_s, 0) << " | "
+       << fixed(r.table_bytes_per_result) << " | " << fixed(r.payload_bytes_per_result) << " | "
+       << fixed(r.file_bytes_per_result) << " | " << (r.complete ? "yes" : "**no**") << " |\n";
   md << "\n## key=value\n\n```\n";
   std::ostringstream kv;
   for (const auto& k : keys)

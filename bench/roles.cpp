@@ -258,6 +258,7 @@ int run_ring_consumer(const std::string& ring, uint32_t id, const std::string& k
 }  // namespace
 
 int run_sim_nodes(int argc, char** argv);  // sim_nodes.cpp
+int run_ingest_nodes(int argc, char** argv);  // ingest_nodes.cpp
 
 int run_role(int argc, char** argv) {
   if (argc < 2)
@@ -290,6 +291,8 @@ int run_role(int argc, char** argv) {
   }
   if (role == "sim-nodes")
     return run_sim_nodes(argc, argv);
+  if (role == "ingest-nodes")
+    return run_ingest_nodes(argc, argv);
   return -1;
 }
 

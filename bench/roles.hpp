@@ -16,6 +16,9 @@
 //   sim-nodes HOST PORT FIRST COUNT CORES WORK_MS OUT
 //                                      COUNT simulated nodes speaking the node
 //                                      protocol to a coordinator
+//   ingest-nodes HOST PORT FIRST COUNT CORES FRAMES BATCH OUT
+//                                      COUNT simulated nodes pushing per-frame
+//                                      result batches as fast as they are acknowledged
 //
 // Every role writes its figures to OUT as one JSON object.
 

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <tuple>
+#include <unordered_map>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -48,6 +51,18 @@ constexpr std::size_t max_erased_per_sweep = 100;
 /// 1000th: a peer that floods the coordinator must not flood its log.
 constexpr uint64_t refusals_logged_in_full = 20;
 
+/// Assignments per placement slice: a job of 10,000 videos is placed in
+/// slices with the other messages (results, status) served in between.
+constexpr std::size_t placement_slice = 100;
+
+/// Result batches committed in one transaction at most: the group is
+/// committed when no further message waits, or when it is this large.
+constexpr std::size_t max_group_batches = 128;
+
+/// Videos whose analyzer names are kept for checking batches (a cache: the
+/// job store has them; cleared when it grows past this).
+constexpr std::size_t max_cached_videos = 100'000;
+
 /// The scheduler's question to the job store, answered from the job store.
 class store_resume_points final : public resume_points {
  public:
@@ -81,6 +96,13 @@ struct artifact_upload {
   uint64_t total = 0;
 };
 
+/// A result batch written in the open group transaction, answered once it commits.
+struct grouped_batch {
+  caf::typed_response_promise<batch_ack> promise;
+  batch_ack ack;
+  uint64_t upsert_ns = 0;  ///< when its upsert began (the metrics' commit time ends at the group's commit)
+};
+
 struct coordinator_state {
   static inline const char* name = "coordinator";
   std::unique_ptr<job_store> store;
@@ -96,6 +118,11 @@ struct coordinator_state {
   std::set<uint64_t> client_uploads;             ///< blob sessions opened by upload_begin
   std::map<artifact_key, artifact_upload> artifact_uploads;
   uint64_t next_state_metrics_ns = 0;  ///< when the jobs/videos-by-state gauges are read again
+  // -- group commit of result batches: see handle_batch ---------------------------------
+  std::optional<transaction> group;    ///< open while batches wait for their commit
+  std::vector<grouped_batch> grouped;  ///< their answers, in arrival order
+  uint32_t flush_ticks = 0;            ///< ticks sent only to commit the group at the latest, not yet handled
+  std::unordered_map<uint64_t, std::vector<std::string>> video_analyzers;  ///< cache of the store's
 };
 
 using coord_ptr = coordinator_actor::stateful_pointer<coordinator_state>;
@@ -107,6 +134,45 @@ caf::error storage_error(const std::string& what) {
 
 caf::error no_job(uint64_t job) {
   return make_error(errc::not_found, "no job " + std::to_string(job));
+}
+
+// -- group commit -------------------------------------------------------------------------
+//
+// Result batches from every node are written into one open transaction and
+// answered only after it commits ("acknowledged" means "committed"). The
+// group is committed when no further message waits in the mailbox, when it
+// holds max_group_batches, and before any other message is handled: every
+// other write (assignments, reports, submits) then runs outside it and
+// commits on its own, as before, and nothing read by another handler is
+// uncommitted.
+
+/// Commits the open group and answers its batches (all with an error if the commit failed).
+void commit_group(coord_ptr self) {
+  auto& st = self->state;
+  if (!st.group)
+    return;
+  auto committed = st.group->commit();
+  st.group.reset();  // rolls back if the commit failed
+  auto batches = std::move(st.grouped);
+  st.grouped.clear();
+  if (!committed)
+    spdlog::error("coordinator: {} result batches not stored: {}", batches.size(), committed.error());
+  const uint64_t now = st.clock.now_ns();
+  for (auto& g : batches) {
+    if (!committed) {
+      g.promise.deliver(make_error(errc::internal, committed.error()));
+      continue;
+    }
+    if (st.options.metrics)
+      st.options.metrics->batch_stored(g.ack.analyzer, g.ack.stored,
+                                       static_cast<double>(now - g.upsert_ns) / 1e9);
+    g.promise.deliver(std::move(g.ack));
+  }
+}
+
+/// Before a message other than a result batch: the group commits first.
+void settle(coord_ptr self) {
+  guarded("coordinator: group commit", [&] { commit_group(self); });
 }
 
 // -- who is asking ---------------------------------------------------------------------------
@@ -199,13 +265,15 @@ sched_commands run(coord_ptr self, const sched::assign& a, const video_report*) 
     t.samplings.push_back(a.take);
   t.start_frame = a.start_frame;
   t.decode_from = analysis::decode_start(a.start_frame, v.analyzers);
+  t.detect = v.detect;  // the node fetches its model files before the consumers start
   record_event(st, v.job, v.id, "assigned", a.node + " epoch " + std::to_string(a.epoch));
   log_about(spdlog::level::info, about_video(v.job, v.id),
             "coordinator: video {} ({}) -> node {} epoch {} from frame {}", v.id, v.input, a.node, a.epoch,
             a.start_frame);
   self->request(n->second.handle, assign_timeout, std::move(t))
-      .then([](caf::ok_atom) {},
+      .then([self](caf::ok_atom) { settle(self); },
             [self, video = a.video, epoch = a.epoch](caf::error& e) {
+              settle(self);
               guarded("coordinator: assignment reply", [&] { on_assign_refused(self, video, epoch, e); });
             });
   return {};
@@ -227,6 +295,7 @@ sched_commands run(coord_ptr self, const sched::cancel& c, const video_report*) 
 
 sched_commands run(coord_ptr self, const sched::finish& f, const video_report* report) {
   auto& store = *self->state.store;
+  self->state.video_analyzers.erase(f.video);
   video_end end;
   end.state = f.state;
   end.error = f.reason;
@@ -262,6 +331,11 @@ sched_commands run(coord_ptr self, const sched::finish& f, const video_report* r
       spdlog::error("coordinator: video {}: {}", f.video, r.error());
   log_about(spdlog::level::info, about_video(job, f.video), "coordinator: video {} {} ({} frames); job {} {}",
             f.video, to_string(f.state), end.frames_total, job, job_now ? to_string(*job_now) : job_now.error());
+  return {};
+}
+
+sched_commands run(coord_ptr self, const sched::place_more&, const video_report*) {
+  self->send(self, tick_atom::value);  // behind the messages already waiting
   return {};
 }
 
@@ -386,6 +460,8 @@ caf::result<uint64_t> handle_submit(coord_ptr self, job_spec& spec) {
   auto parsed = analysis::parse_analyzers(spec.analyzers, std::max<uint32_t>(1, spec.stride));
   if (!parsed)
     return refuse(self, refusal{errc::invalid_request, refusal_key::invalid_job, parsed.error()}, "a job");
+  if (auto bad = analysis::check_detect_options(spec.detect, spec.analyzers); !bad.empty())
+    return refuse(self, refusal{errc::invalid_request, refusal_key::invalid_job, bad}, "a job");
   spec.analyzers.clear();
   for (const auto& a : *parsed)
     spec.analyzers.push_back(analysis::to_text(a));
@@ -416,8 +492,10 @@ caf::result<job_status> handle_cancel(coord_ptr self, uint64_t job) {
     return storage_error(r.error());
   record_event(st, job, 0, "cancelled", "");
   std::vector<uint64_t> ids;
-  for (const auto& v : *videos)
+  for (const auto& v : *videos) {
     ids.push_back(v.id);
+    st.video_analyzers.erase(v.id);
+  }
   carry_out(self, st.sched->on_cancel(ids));
   refresh_state_metrics(st, true);
   log_about(spdlog::level::info, about_job(job), "coordinator: job {} cancelled", job);
@@ -439,8 +517,10 @@ store_result<bool> erase_job_and_blobs(coordinator_state& st, uint64_t job) {
       return videos.error();
     constexpr std::string_view prefix = "blob:";
     for (const auto& v : *videos)
-      if (v.input.compare(0, prefix.size(), prefix) == 0)
-        shas.push_back(v.input.substr(prefix.size(), 64));
+      for (const std::string* in : {&v.input, &v.detect.model.network, &v.detect.model.weights,
+                                    &v.detect.model.names})  // a model's files are uploads too
+        if (in->compare(0, prefix.size(), prefix) == 0)
+          shas.push_back(in->substr(prefix.size(), 64));
   }
   auto erased = st.store->erase_job(job);
   if (!erased || !*erased)
@@ -533,6 +613,13 @@ void sweep_if_due(coord_ptr self) {
 
 /// The timer: the scheduler's deadlines, and the retention sweep when it is due.
 void handle_tick(coord_ptr self) {
+  // Ticks are alike: the first ones handled stand for the group's (settle()
+  // committed it), and the timer's or place_more's tick is handled in place
+  // of the group's when that comes: each tick is handled once, never twice.
+  if (self->state.flush_ticks > 0) {
+    --self->state.flush_ticks;
+    return;
+  }
   sweep_if_due(self);
   carry_out(self, self->state.sched->on_tick());
   refresh_state_metrics(self->state);
@@ -738,14 +825,21 @@ caf::result<batch_ack> handle_batch(coord_ptr self, result_batch& b) {
   if (!holder)
     return holder.error();
   const std::string& name = **holder;  // never the batch's own `node` field
-  auto row = st.store->video(b.video);
-  if (!row)
-    return storage_error(row.error());
-  if (!*row)
-    return refuse(
-        self, refusal{errc::not_found, refusal_key::bad_batch, "no video " + std::to_string(b.video)}, what);
-  const video_row& v = **row;
-  if (std::find(v.analyzers.begin(), v.analyzers.end(), b.analyzer) == v.analyzers.end())
+  auto cached = st.video_analyzers.find(b.video);
+  if (cached == st.video_analyzers.end()) {
+    auto row = st.store->video(b.video);
+    if (!row)
+      return storage_error(row.error());
+    if (!*row)
+      return refuse(self,
+                    refusal{errc::not_found, refusal_key::bad_batch, "no video " + std::to_string(b.video)},
+                    what);
+    if (st.video_analyzers.size() >= max_cached_videos)
+      st.video_analyzers.clear();
+    cached = st.video_analyzers.emplace(b.video, std::move((*row)->analyzers)).first;
+  }
+  const auto& analyzers = cached->second;
+  if (std::find(analyzers.begin(), analyzers.end(), b.analyzer) == analyzers.end())
     return refuse(self,
                   refusal{errc::invalid_request, refusal_key::bad_batch,
                           "video " + std::to_string(b.video) + " has no analyzer " + b.analyzer},
@@ -754,18 +848,42 @@ caf::result<batch_ack> handle_batch(coord_ptr self, result_batch& b) {
     return refuse(self, *verdict, what);
   b.node = name;
   const uint64_t upsert_ns = st.clock.now_ns();
-  auto mark = st.store->upsert(b);
-  if (!mark)
+  if (!st.group) {
+    auto tx = st.store->begin();
+    if (!tx)
+      return storage_error(tx.error());
+    st.group.emplace(std::move(*tx));
+  }
+  auto mark = st.store->upsert(b);  // a savepoint of its own: a failed batch rolls back alone
+  if (!mark) {
+    if (!st.store->in_transaction()) {
+      // SQLite rolled the whole group back (an I/O error): none of it is stored.
+      st.group.reset();
+      for (auto& g : std::exchange(st.grouped, {}))
+        g.promise.deliver(make_error(errc::internal, mark.error()));
+    } else if (st.grouped.empty()) {
+      st.group.reset();  // nothing in it: no transaction left open
+    }
     return storage_error(mark.error());
-  if (st.options.metrics)
-    st.options.metrics->batch_stored(b.analyzer, b.frames.size(),
-                                     static_cast<double>(st.clock.now_ns() - upsert_ns) / 1e9);
-  batch_ack ack;
-  ack.video = b.video;
-  ack.analyzer = b.analyzer;
-  ack.watermark = *mark;
-  ack.stored = b.frames.size();
-  return ack;
+  }
+  grouped_batch g;
+  g.promise = self->make_response_promise<batch_ack>();
+  g.ack.video = b.video;
+  g.ack.analyzer = b.analyzer;
+  g.ack.watermark = *mark;
+  g.ack.stored = b.frames.size();
+  g.upsert_ns = upsert_ns;
+  auto promise = g.promise;
+  st.grouped.push_back(std::move(g));
+  if (self->mailbox().empty() || st.grouped.size() >= max_group_batches) {
+    commit_group(self);
+  } else if (st.flush_ticks == 0) {
+    // Whatever waits now settles the group before it is handled; the tick
+    // makes sure something does.
+    ++st.flush_ticks;
+    self->send(self, tick_atom::value);
+  }
+  return promise;
 }
 
 caf::result<caf::ok_atom> handle_report(coord_ptr self, const video_report& r) {
@@ -978,6 +1096,7 @@ coordinator_actor::behavior_type coordinator(coord_ptr self, const std::shared_p
   st.options = options;
   st.resume = std::make_unique<store_resume_points>(*st.store);
   st.sched = std::make_unique<scheduler>(st.clock, *st.resume);
+  st.sched->set_pass_limit(placement_slice);
   st.gate = std::make_unique<admission>(st.clock, options.limits);
   if (options.tls_ca.empty())
     spdlog::warn(
@@ -986,59 +1105,87 @@ coordinator_actor::behavior_type coordinator(coord_ptr self, const std::shared_p
   guarded("coordinator: restore", [&] { restore(self); });
   guarded("coordinator: retention", [&] { sweep_if_due(self); });  // now, then every hour
   guarded("coordinator: metrics", [&] { refresh_state_metrics(st, true); });
-  self->set_down_handler(
-      [self](caf::down_msg& dm) { guarded("coordinator: down", [&] { handle_down(self, dm); }); });
+  self->set_down_handler([self](caf::down_msg& dm) {
+    settle(self);
+    guarded("coordinator: down", [&] { handle_down(self, dm); });
+  });
   return {
-      [self](job_spec& s) { return guarded("coordinator: submit", [&] { return handle_submit(self, s); }); },
+      [self](job_spec& s) {
+        settle(self);
+        return guarded("coordinator: submit", [&] { return handle_submit(self, s); });
+      },
       [self](challenge_atom) {
+        settle(self);
         return guarded("coordinator: challenge", [&] { return handle_challenge(self); });
       },
       [self](erase_atom, uint64_t job) {
+        settle(self);
         return guarded("coordinator: erase", [&] { return handle_erase(self, job); });
       },
-      [self](status_atom) { return guarded("coordinator: status", [&] { return handle_status_all(self); }); },
+      [self](status_atom) {
+        settle(self);
+        return guarded("coordinator: status", [&] { return handle_status_all(self); });
+      },
       [self](status_atom, uint64_t job) {
+        settle(self);
         return guarded("coordinator: status", [&] { return job_status_reply(self, job); });
       },
       [self](results_atom, uint64_t job, bool frames) {
+        settle(self);
         return guarded("coordinator: results", [&] { return handle_results(self, job, frames); });
       },
       [self](tree_atom) {
+        settle(self);
         return guarded("coordinator: tree", [&]() -> caf::result<cluster_tree> { return handle_tree(self); });
       },
       [self](nodes_atom) {
+        settle(self);
         return guarded("coordinator: nodes",
                        [&]() -> caf::result<cluster_nodes> { return handle_nodes(self); });
       },
       [self](cancel_atom, uint64_t job) {
+        settle(self);
         return guarded("coordinator: cancel", [&] { return handle_cancel(self, job); });
       },
       [self](node_info& info, node_actor& handle) {
+        settle(self);
         return guarded("coordinator: register", [&] { return handle_register(self, info, handle); });
       },
       [self](result_batch& b) {
         return guarded("coordinator: results batch", [&] { return handle_batch(self, b); });
       },
       [self](video_report& r) {
+        settle(self);
         return guarded("coordinator: report", [&] { return handle_report(self, r); });
       },
       [self](upload_begin& b) {
+        settle(self);
         return guarded("coordinator: upload begin", [&] { return handle_upload_begin(self, b); });
       },
       [self](upload_chunk& c) {
+        settle(self);
         return guarded("coordinator: upload chunk", [&] { return handle_upload_chunk(self, c); });
       },
       [self](fetch_atom, std::string& sha256, uint64_t offset) {
+        settle(self);
         return guarded("coordinator: fetch", [&] { return handle_fetch(self, sha256, offset); });
       },
       [self](artifact_chunk& c) {
+        settle(self);
         return guarded("coordinator: artifact chunk", [&] { return handle_artifact_chunk(self, c); });
       },
       [self](artifacts_atom, uint64_t job) {
+        settle(self);
         return guarded("coordinator: artifacts", [&] { return handle_artifacts(self, job); });
       },
-      [self](node_status& s) { guarded("coordinator: node status", [&] { handle_node_status(self, s); }); },
-      [self](tick_atom) { guarded("coordinator: tick", [&] { handle_tick(self); }); },
+      [self](node_status& s) {
+        settle(self);
+        guarded("coordinator: node status", [&] { handle_node_status(self, s); });
+      },
+      [self](tick_atom) {
+        settle(self);
+        guarded("coordinator: tick", [&] { handle_tick(self); });
+      },
   };
 }
 

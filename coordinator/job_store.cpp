@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <type_traits>
 
@@ -51,11 +53,23 @@ CREATE TABLE IF NOT EXISTS artifacts(
   size INTEGER NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY(video, analyzer, name));
 CREATE INDEX IF NOT EXISTS artifacts_by_job ON artifacts(job);
 CREATE INDEX IF NOT EXISTS artifacts_by_sha ON artifacts(sha256);
+CREATE TABLE IF NOT EXISTS job_detect(
+  job INTEGER PRIMARY KEY, classes BLOB NOT NULL, network BLOB NOT NULL, weights BLOB NOT NULL,
+  names BLOB NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, scale REAL NOT NULL, mean TEXT NOT NULL,
+  swap_rb INTEGER NOT NULL, threshold REAL NOT NULL, nms REAL NOT NULL);
 )sql";
 
 constexpr const char* sql_insert_job =
     "INSERT INTO jobs(created, state, analyzers, stride) VALUES(?, ?, ?, ?)";
 constexpr const char* sql_insert_video = "INSERT INTO videos(job, input, state) VALUES(?, ?, ?)";
+// A job's detect options (job_spec::detect), when it has any: its model's
+// files are inputs too ("blob:SHA256/NAME"), so they count as references.
+constexpr const char* sql_insert_detect =
+    "INSERT INTO job_detect(job, classes, network, weights, names, width, height, scale, mean, swap_rb, threshold, "
+    "nms) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+constexpr const char* sql_detect_of_job =
+    "SELECT classes, network, weights, names, width, height, scale, mean, swap_rb, threshold, nms "
+    "FROM job_detect WHERE job = ?";
 constexpr const char* sql_videos_of_job =
     "SELECT v.id, v.job, v.input, v.state, COALESCE(v.node,''), v.epoch, v.start_frame, v.frames_total, "
     "v.frames_decoded, v.decode_errors, COALESCE(v.error,''), j.analyzers, j.stride "
@@ -136,7 +150,9 @@ constexpr const char* sql_artifacts_of_video =
     "SELECT video, analyzer, name, size, sha256 FROM artifacts WHERE video = ? ORDER BY analyzer, name";
 constexpr const char* sql_blob_referenced =
     "SELECT 1 WHERE EXISTS(SELECT 1 FROM artifacts WHERE sha256 = ?1) "
-    "OR EXISTS(SELECT 1 FROM videos WHERE substr(input, 1, 70) = CAST(?2 AS BLOB))";
+    "OR EXISTS(SELECT 1 FROM videos WHERE substr(input, 1, 70) = CAST(?2 AS BLOB)) "
+    "OR EXISTS(SELECT 1 FROM job_detect WHERE substr(network, 1, 70) = CAST(?2 AS BLOB) "
+    "OR substr(weights, 1, 70) = CAST(?2 AS BLOB) OR substr(names, 1, 70) = CAST(?2 AS BLOB))";
 constexpr const char* sql_erase_job_rows[] = {
     "DELETE FROM artifacts WHERE job = ?",
     "DELETE FROM results WHERE video IN (SELECT id FROM videos WHERE job = ?)",
@@ -145,6 +161,7 @@ constexpr const char* sql_erase_job_rows[] = {
     "DELETE FROM summaries WHERE video IN (SELECT id FROM videos WHERE job = ?)",
     "DELETE FROM assignments WHERE video IN (SELECT id FROM videos WHERE job = ?)",
     "DELETE FROM events WHERE job = ?",
+    "DELETE FROM job_detect WHERE job = ?",
     "DELETE FROM videos WHERE job = ?",
     "DELETE FROM jobs WHERE id = ?",
 };
@@ -176,6 +193,47 @@ std::vector<analysis::analyzer_spec> read_specs(const std::vector<std::string>& 
       out.push_back({t.substr(0, t.find_first_of("/@")), {}});
   }
   return out;
+}
+
+/// detect's classes and mean as text: class names are lines of a names file
+/// (never a newline), means are numbers written back exactly (%.17g).
+std::string join_lines(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v)
+    s += (s.empty() ? "" : "\n") + x;
+  return s;
+}
+
+std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> v;
+  std::size_t from = 0;
+  while (from < s.size()) {
+    const std::size_t end = std::min(s.find('\n', from), s.size());
+    v.push_back(s.substr(from, end - from));
+    from = end + 1;
+  }
+  return v;
+}
+
+std::string numbers_text(const std::vector<double>& v) {
+  std::string s;
+  char buf[32];
+  for (double x : v) {
+    std::snprintf(buf, sizeof(buf), "%.17g", x);
+    s += (s.empty() ? "" : ",") + std::string(buf);
+  }
+  return s;
+}
+
+std::vector<double> numbers_of(const std::string& s) {
+  std::vector<double> v;
+  std::size_t from = 0;
+  while (from < s.size()) {
+    const std::size_t end = std::min(s.find(',', from), s.size());
+    v.push_back(std::strtod(s.substr(from, end - from).c_str(), nullptr));
+    from = end + 1;
+  }
+  return v;
 }
 
 std::vector<std::string> split(const std::string& s) {
@@ -231,6 +289,13 @@ class job_store::query {
     check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
   }
   void bind(int i, const char* v) { check(sqlite3_bind_text(s_, i, v, -1, SQLITE_TRANSIENT)); }
+  /// Text that outlives the step: bound without a copy.
+  void bind_static(int i, const std::string& v) {
+    check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+  }
+
+  /// Ready to step again with the bindings kept (rebind what changes).
+  void rewind() { sqlite3_reset(s_); }
   void bind(int i, blob v) {
     // A zero-length blob with a null pointer would bind NULL; the columns are NOT NULL.
     check(sqlite3_bind_blob(s_, i, v.bytes.empty() ? "" : v.bytes.data(), static_cast<int>(v.bytes.size()),
@@ -280,6 +345,7 @@ class job_store::query {
   }
 
   int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
+  double f64(int c) const { return sqlite3_column_double(s_, c); }
   /// The column's bytes exactly (TEXT or BLOB, embedded NULs included).
   std::string bytes(int c) const {
     const void* p = sqlite3_column_blob(s_, c);
@@ -368,6 +434,10 @@ store_status job_store::exec(const char* sql) {
   return unit{};
 }
 
+bool job_store::in_transaction() const noexcept {
+  return sqlite3_get_autocommit(db_) == 0;
+}
+
 store_result<transaction> job_store::begin() {
   if (auto r = exec("SAVEPOINT framehive_tx"); !r)
     return r.error();
@@ -415,11 +485,29 @@ store_result<created_job> job_store::create_job(const job_spec& spec) {
     return r.error();
   created_job c;
   c.job = static_cast<uint64_t>(sqlite3_last_insert_rowid(db_));
-  const std::string queued = to_string(video_state::queued);
-  for (const auto& in : spec.inputs) {
-    if (auto r = run(sql_insert_video, c.job, blob{in}, queued); !r)
+  if (const auto& d = spec.detect; !d.empty()) {
+    const auto& m = d.model;
+    if (auto r = run(sql_insert_detect, c.job, blob{join_lines(d.classes)}, blob{m.network}, blob{m.weights},
+                     blob{m.names}, m.width, m.height, m.scale, numbers_text(m.mean), static_cast<int>(m.swap_rb),
+                     m.threshold, m.nms);
+        !r)
       return r.error();
-    c.videos.push_back(static_cast<uint64_t>(sqlite3_last_insert_rowid(db_)));
+  }
+  const std::string queued = to_string(video_state::queued);
+  {
+    // One statement for every input (a job may have 10,000): job and state bound once.
+    auto q = prepare(sql_insert_video);
+    if (!q)
+      return q.error();
+    q->bind_all(c.job, blob{std::string()}, queued);
+    c.videos.reserve(spec.inputs.size());
+    for (const auto& in : spec.inputs) {
+      q->bind(2, blob{in});
+      if (auto r = q->finish(); !r)
+        return r.error();
+      q->rewind();
+      c.videos.push_back(static_cast<uint64_t>(sqlite3_last_insert_rowid(db_)));
+    }
   }
   if (auto r = tx->commit(); !r)
     return r.error();
@@ -462,7 +550,44 @@ store_result<std::vector<video_row>> job_store::query_videos(std::string_view sq
     return walked.error();
   if (!unreadable.empty())
     return unreadable;
+  std::map<uint64_t, analysis::detect_options> by_job;
+  for (auto& r : out) {
+    auto it = by_job.find(r.job);
+    if (it == by_job.end()) {
+      auto d = detect_of(r.job);
+      if (!d)
+        return d.error();
+      it = by_job.emplace(r.job, std::move(*d)).first;
+    }
+    r.detect = it->second;
+  }
   return out;
+}
+
+store_result<analysis::detect_options> job_store::detect_of(uint64_t job) {
+  auto q = prepare(sql_detect_of_job);
+  if (!q)
+    return q.error();
+  q->bind_all(job);
+  analysis::detect_options d;
+  auto walked = q->each_row([&] {
+    auto& m = d.model;
+    d.classes = split_lines(q->bytes(0));
+    m.network = q->bytes(1);
+    m.weights = q->bytes(2);
+    m.names = q->bytes(3);
+    m.width = static_cast<uint32_t>(q->i64(4));
+    m.height = static_cast<uint32_t>(q->i64(5));
+    m.scale = q->f64(6);
+    m.mean = numbers_of(q->bytes(7));
+    m.swap_rb = q->i64(8) != 0;
+    m.threshold = q->f64(9);
+    m.nms = q->f64(10);
+    return false;
+  });
+  if (!walked)
+    return walked.error();
+  return d;
 }
 
 store_result<std::vector<video_row>> job_store::videos_of(uint64_t job) {
@@ -702,9 +827,22 @@ store_result<int64_t> job_store::upsert(const result_batch& b) {
   auto tx = begin();
   if (!tx)
     return tx.error();
-  for (const auto& f : b.frames)
-    if (auto r = run(sql_upsert_result, b.video, b.analyzer, f.frame, f.pts, b.node, f.data); !r)
-      return r.error();
+  {
+    // One statement for the batch: the key's video, analyzer and node bound
+    // once, each frame's text bound without a copy.
+    auto q = prepare(sql_upsert_result);
+    if (!q)
+      return q.error();
+    q->bind_all(b.video, b.analyzer, int64_t{0}, int64_t{0}, b.node);
+    for (const auto& f : b.frames) {
+      q->bind(3, f.frame);
+      q->bind(4, f.pts);
+      q->bind_static(6, f.data);
+      if (auto r = q->finish(); !r)
+        return r.error();
+      q->rewind();
+    }
+  }
   auto wm = watermark(b.video, b.analyzer);
   if (!wm)
     return wm;

@@ -47,6 +47,7 @@ struct video_row {
   std::string error;
   std::vector<std::string> analyzers;            ///< names (KIND[.LABEL]): the keys of their results
   std::vector<analysis::analyzer_spec> specs;  ///< the same analyzers with the frames each takes
+  analysis::detect_options detect{};           ///< the job's detect classes and model (job_spec::detect)
 };
 
 /// A new job and its videos, in input order.
@@ -96,6 +97,9 @@ class job_store {
   job_store& operator=(const job_store&) = delete;
 
   store_result<transaction> begin();
+  /// True while a transaction is open. An I/O error can make SQLite roll a
+  /// whole transaction back: the writer of a group learns it here.
+  bool in_transaction() const noexcept;
 
   // -- jobs and videos -------------------------------------------------------------------
 
@@ -182,6 +186,8 @@ class job_store {
   template <class... Args>
   store_status run(std::string_view sql, const Args&... args);
   store_result<std::vector<video_row>> query_videos(std::string_view sql, std::optional<int64_t> arg);
+  /// A job's detect options (empty if it gave none).
+  store_result<analysis::detect_options> detect_of(uint64_t job);
   store_result<std::vector<analysis::stored_frame>> frames(uint64_t video, const std::string& analyzer);
   store_result<std::vector<artifact_row>> artifacts_where(std::string_view sql, uint64_t id);
   store_result<analyzer_results> analyzer_results_of(const video_row& v, const std::string& analyzer,

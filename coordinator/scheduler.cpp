@@ -42,7 +42,12 @@ sched_commands scheduler::on_submit(const std::vector<uint64_t>& videos) {
     videos_[id] = video_entry{};
     queue_.push_back(id);
   }
-  place(out);
+  if (pass_limit_ == 0) {
+    place(out);
+  } else if (!videos.empty() && !more_asked_) {
+    more_asked_ = true;
+    out.push_back(sched::place_more{});
+  }
   return out;
 }
 
@@ -158,6 +163,7 @@ sched_commands scheduler::on_cancel(const std::vector<uint64_t>& videos) {
 sched_commands scheduler::on_tick() {
   sched_commands out;
   const uint64_t now = clock_.now_ns();
+  more_asked_ = false;
   tick_at_ = 0;
   uint64_t next = 0;
   auto later = [&next](uint64_t t) { next = next == 0 ? t : std::min(next, t); };
@@ -200,7 +206,18 @@ bool scheduler::is_full(const std::string& node) const {
 void scheduler::place(sched_commands& out) {
   const uint64_t now = clock_.now_ns();
   std::deque<uint64_t> waiting;
+  std::size_t placed = 0;
   while (!queue_.empty()) {
+    if (pass_limit_ != 0 && placed == pass_limit_) {
+      // The rest waits, in order, for the next slice.
+      waiting.insert(waiting.end(), queue_.begin(), queue_.end());
+      queue_.clear();
+      if (!more_asked_) {
+        more_asked_ = true;
+        out.push_back(sched::place_more{});
+      }
+      break;
+    }
     const uint64_t id = queue_.front();
     queue_.pop_front();
     auto it = videos_.find(id);
@@ -214,6 +231,7 @@ void scheduler::place(sched_commands& out) {
     const std::string* node = pick(v);
     if (node) {
       start(id, v, *node, out);
+      ++placed;
       continue;
     }
     waiting.push_back(id);

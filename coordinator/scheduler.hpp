@@ -27,6 +27,10 @@
 //   (or as soon as their node registers without them) they are queued again.
 // - Requeue: from resume_points::resume_frame (one past the lowest watermark
 //   of the video's analyzers), with a new epoch when placed again.
+// - Slices (set_pass_limit): a pass places at most that many videos; the rest
+//   wait for the next pass, which a place_more command asks for. A submitted
+//   job is not placed inline at all (on_submit only queues it), so the
+//   submitter's answer does not wait for 10,000 assignments.
 
 #include <chrono>
 #include <cstdint>
@@ -96,10 +100,14 @@ struct arm_tick {
   uint64_t at_ns = 0;
 };
 
+/// Call on_tick() again soon, after the events already waiting: queued videos
+/// that the pass limit left for the next slice.
+struct place_more {};
+
 }  // namespace sched
 
-using sched_command =
-    std::variant<sched::assign, sched::requeue, sched::cancel, sched::finish, sched::arm_tick>;
+using sched_command = std::variant<sched::assign, sched::requeue, sched::cancel, sched::finish,
+                                   sched::arm_tick, sched::place_more>;
 using sched_commands = std::vector<sched_command>;
 
 /// A video as the job store has it at start: queued ones go to the queue,
@@ -115,6 +123,12 @@ struct restored_video {
 class scheduler {
  public:
   scheduler(const clock& clk, resume_points& resume, std::chrono::nanoseconds grace = restart_grace);
+
+  /// At most `n` assignments per placement pass (0, the default: no limit).
+  /// With a limit, a pass that stops at it ends with one place_more (none
+  /// while one is outstanding), and on_submit places nothing itself: it
+  /// queues the videos and asks for place_more.
+  void set_pass_limit(std::size_t n) noexcept { pass_limit_ = n; }
 
   // -- events ------------------------------------------------------------------------
 
@@ -147,7 +161,8 @@ class scheduler {
   /// The videos of a cancelled job: forgotten; the nodes running them are told.
   sched_commands on_cancel(const std::vector<uint64_t>& videos);
 
-  /// A timer armed by arm_tick fired: ends expired grace periods, places held videos.
+  /// A timer armed by arm_tick fired, or a place_more is due: ends expired
+  /// grace periods, places queued videos (the next slice).
   sched_commands on_tick();
 
   // -- queries -----------------------------------------------------------------------
@@ -207,6 +222,8 @@ class scheduler {
   std::deque<uint64_t> queue_;              ///< videos in phase queued, in order
   std::map<std::string, node_entry> nodes_;
   uint64_t tick_at_ = 0;  ///< the earliest armed tick not yet handled (0: none)
+  std::size_t pass_limit_ = 0;  ///< assignments per pass (0: no limit)
+  bool more_asked_ = false;     ///< a place_more is outstanding
 };
 
 }  // namespace framehive

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <map>
 
 #include "caf/all.hpp"
 #include "common/digest.hpp"
@@ -663,6 +664,98 @@ TEST_F(CoordinatorActor, RetentionSweepErasesOnlyFinishedJobsOlderThanTheRetenti
   ASSERT_EQ(jobs.size(), 2u);
   EXPECT_EQ(jobs[0].job, recent);
   EXPECT_EQ(jobs[1].job, queued);
+}
+
+// -- a large job: answered at once, scheduled in slices ------------------------------------
+
+/// A job of `n` inputs with one analyzer.
+job_spec many_videos(std::size_t n) {
+  job_spec spec;
+  spec.analyzers = {"stats"};
+  for (std::size_t i = 0; i < n; ++i)
+    spec.inputs.push_back("/tmp/slice-" + std::to_string(i) + ".mp4");
+  return spec;
+}
+
+TEST_F(CoordinatorActor, ASubmitIsAnsweredBeforeAnyOfItsVideosIsAssignedAndEachIsAssignedOnce) {
+  constexpr std::size_t n = 1000;
+  node_info info = info_of("n1");
+  info.cores = static_cast<uint32_t>(n);
+  ask_to<node_welcome>(node, info);
+  // Sent, not requested: the answer arrives as a message among the
+  // assignments the fake node passes on, so their order is observable.
+  self->send(coord, many_videos(n));
+  uint64_t job = 0;
+  std::size_t before_answer = 0;
+  std::map<uint64_t, int> assigned;
+  bool timed_out = false;
+  while (job == 0 && !timed_out)
+    self->receive([&](uint64_t id) { job = id; },
+                  [&](video_task& t) {
+                    ++before_answer;
+                    ++assigned[t.video];
+                  },
+                  caf::after(reply_timeout) >> [&] { timed_out = true; });
+  ASSERT_NE(job, 0u) << "no answer to the submit";
+  EXPECT_EQ(before_answer, 0u) << "the answer waited for assignments";
+  while (assigned.size() < n && !timed_out)
+    self->receive([&](video_task& t) { ++assigned[t.video]; },
+                  caf::after(reply_timeout) >> [&] { timed_out = true; });
+  self->receive([&](video_task& t) { ++assigned[t.video]; },
+                caf::after(std::chrono::milliseconds(200)) >> [] {});
+  ASSERT_EQ(assigned.size(), n);
+  for (const auto& [video, times] : assigned)
+    EXPECT_EQ(times, 1) << "video " << video;
+  std::size_t running = 0;
+  for (const auto& v : ask<job_status>(status_atom::value, job).videos)
+    running += v.state == video_state::running ? 1 : 0;
+  EXPECT_EQ(running, n);
+}
+
+TEST_F(CoordinatorActor, ACoordinatorStoppedWhileSchedulingAJobSchedulesTheRestAfterItsRestart) {
+  constexpr std::size_t n = 3000;
+  coordinator_options o;
+  o.limits.max_node_cores = static_cast<uint32_t>(n);
+  restart_with(o);
+  node_info info = info_of("n1");
+  info.cores = static_cast<uint32_t>(n);
+  ask_to<node_welcome>(node, info);
+  const auto job = ask<uint64_t>(many_videos(n));
+  std::map<uint64_t, int> first;
+  bool timed_out = false;
+  while (first.size() < 150 && !timed_out)
+    self->receive([&](video_task& t) { ++first[t.video]; },
+                  caf::after(reply_timeout) >> [&] { timed_out = true; });
+  stop();  // the job is stored; its videos are partly assigned
+  for (bool more = true; more;)
+    self->receive([&](video_task& t) { ++first[t.video]; },
+                  caf::after(std::chrono::milliseconds(300)) >> [&] { more = false; });
+  ASSERT_LT(first.size(), n) << "scheduling finished before the stop; nothing left to restore";
+  for (const auto& [video, times] : first)
+    EXPECT_EQ(times, 1) << "video " << video;
+
+  // Restart: the node claims what it got; every other video is assigned, once.
+  start();
+  std::vector<uint64_t> claimed;
+  for (const auto& [video, times] : first)
+    claimed.push_back(video);
+  info.running = claimed;
+  ask_to<node_welcome>(node, info);
+  std::map<uint64_t, int> rest;
+  timed_out = false;
+  while (first.size() + rest.size() < n && !timed_out)
+    self->receive([&](video_task& t) { ++rest[t.video]; },
+                  caf::after(reply_timeout) >> [&] { timed_out = true; });
+  self->receive([&](video_task& t) { ++rest[t.video]; }, caf::after(std::chrono::milliseconds(200)) >> [] {});
+  EXPECT_EQ(first.size() + rest.size(), n);
+  for (const auto& [video, times] : rest) {
+    EXPECT_EQ(times, 1) << "video " << video;
+    EXPECT_EQ(first.count(video), 0u) << "video " << video << " was assigned before the stop and again after";
+  }
+  std::size_t running = 0;
+  for (const auto& v : ask<job_status>(status_atom::value, job).videos)
+    running += v.state == video_state::running ? 1 : 0;
+  EXPECT_EQ(running, n);
 }
 
 }  // namespace

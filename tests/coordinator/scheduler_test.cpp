@@ -282,5 +282,43 @@ TEST_F(Scheduler, CancelStopsRunningVideosDropsQueuedOnesAndFreesTheirPlaces) {
   EXPECT_TRUE(s.on_report(1, 1, "a", video_outcome::done, "").empty());
 }
 
+// -- slices ------------------------------------------------------------------------------
+
+TEST_F(Scheduler, WithAPassLimitASubmittedJobIsOnlyQueuedThenPlacedInSlicesEachVideoOnce) {
+  s.set_pass_limit(10);
+  s.on_node_registered("a", 100, {});
+  std::vector<uint64_t> job;
+  for (uint64_t v = 1; v <= 35; ++v)
+    job.push_back(v);
+  auto cmds = s.on_submit(job);
+  // The submitter's answer waits for nothing: no assignment, one request for a slice.
+  EXPECT_TRUE(all<sched::assign>(cmds).empty());
+  EXPECT_EQ(all<sched::place_more>(cmds).size(), 1u);
+  EXPECT_EQ(s.queued(), 35u);
+  std::map<uint64_t, int> times;
+  auto count = [&](const sched_commands& c) {
+    const auto assigned = all<sched::assign>(c);
+    for (const auto& x : assigned)
+      ++times[x.video];
+    return assigned.size();
+  };
+  auto first = s.on_tick();
+  EXPECT_EQ(placements(first), (placed{{1, "a"}, {2, "a"}, {3, "a"}, {4, "a"}, {5, "a"}, {6, "a"}, {7, "a"},
+                                       {8, "a"}, {9, "a"}, {10, "a"}}));
+  EXPECT_EQ(all<sched::place_more>(first).size(), 1u);
+  count(first);
+  for (int round = 0; round < 20 && s.queued() > 0; ++round) {
+    // Another event between slices places at most a slice too, and repeats nothing.
+    EXPECT_LE(count(s.on_node_registered("a", 100, {})), 10u);
+    EXPECT_LE(count(s.on_tick()), 10u);
+  }
+  // Every video is placed once.
+  ASSERT_EQ(times.size(), 35u);
+  for (const auto& [video, n] : times)
+    EXPECT_EQ(n, 1) << "video " << video;
+  EXPECT_EQ(s.queued(), 0u);
+  EXPECT_EQ(s.running_on("a"), 35u);
+}
+
 }  // namespace
 }  // namespace framehive
