@@ -119,11 +119,13 @@ struct job_spec {
   /// analyzer of the registry and, optionally, the frames it takes.
   std::vector<std::string> analyzers;
   uint32_t stride = 1;  ///< /stride for every analyzer that names no sampling of its own
+  /// detect's classes and model for this job (files: "blob:SHA256/NAME" or node paths).
+  analysis::detect_options detect{};  // {}: job_spec{inputs, analyzers, stride} stays warning-free
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
-  return f(caf::meta::type_name("job_spec"), x.inputs, x.analyzers, x.stride);
+  return f(caf::meta::type_name("job_spec"), x.inputs, x.analyzers, x.stride, x.detect);
 }
 
 // -- node registration --------------------------------------------------------------
@@ -170,12 +172,14 @@ struct video_task {
   std::vector<sampling> samplings;     ///< the frames each of `analyzers` takes, same order (missing: every frame)
   int64_t start_frame = 0;  ///< first frame whose results are stored
   int64_t decode_from = 0;  ///< first frame to decode: start_frame minus the analyzers' largest pre-roll
+  /// The job's detect choices; its model files are fetched (blobs) before the video starts.
+  analysis::detect_options detect{};
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, video_task& x) {
   return f(caf::meta::type_name("video_task"), x.job, x.video, x.epoch, x.input, x.analyzers, x.samplings,
-           x.start_frame, x.decode_from);
+           x.start_frame, x.decode_from, x.detect);
 }
 
 /// What probing a video tells the node (from a worker: the node never runs FFmpeg).
@@ -386,13 +390,25 @@ typename Inspector::result_type inspect(Inspector& f, analysis::quarantined_fram
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, analysis::analyzer_summary& x) {
   return f(caf::meta::type_name("analyzer_summary"), x.frames_seen, x.sampling, x.frames_processed, x.mean_ms,
-           x.p95_ms, x.quarantined, x.numbers, x.segments, x.paths, x.top_classes);
+           x.p95_ms, x.quarantined, x.numbers, x.segments, x.paths, x.top_classes, x.error);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analysis::dnn_model& x) {
+  return f(caf::meta::type_name("dnn_model"), x.network, x.weights, x.names, x.width, x.height, x.scale, x.mean,
+           x.swap_rb, x.threshold, x.nms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analysis::detect_options& x) {
+  return f(caf::meta::type_name("detect_options"), x.classes, x.model);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, analysis::analyzer_settings& x) {
   return f(caf::meta::type_name("analyzer_settings"), x.people_max_width, x.motion_width, x.thumbnail_every_s,
-           x.detect_classes, x.detect_max_width, x.detect_model_dir, x.faults);
+           x.detect_classes, x.detect_max_width, x.detect_model_dir, x.detect_dnn, x.clips_padding_s, x.clips_merge_gap_s,
+           x.clips_min_length_s, x.clips_crf, x.faults);
 }
 
 }  // namespace analysis

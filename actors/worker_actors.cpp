@@ -214,9 +214,22 @@ decoder_actor::behavior_type decoder_behavior(decoder_self self, decoder_task ta
 struct pending_batch {
   uint64_t id = 0;
   uint64_t last_seq = 0;  ///< ring sequence of its last frame: committed once acknowledged
+  /// A holding analyzer checkpointed right before it left: only then is its
+  /// end a point a restarted consumer can resume from, so only then does its
+  /// acknowledgement commit the ring (others are stored and sent again).
+  bool durable = true;
   bool acked = false;
   backoff retry{batch_retry_policy};
   result_batch batch;
+};
+
+/// A frame a holding analyzer took and has not settled yet.
+struct held_frame {
+  int64_t frame = 0;
+  int64_t pts = 0;
+  uint64_t seq = 0;
+  double t = 0;
+  double ms = 0;  ///< time take() spent on it
 };
 
 struct consumer_state {
@@ -226,6 +239,14 @@ struct consumer_state {
   std::optional<shm::ring_consumer> ring;
   std::unique_ptr<analysis::analyzer> an;
   bool warms_up = false;  ///< the kind has a pre-roll: frames before emit_from warm it up
+  /// A holding analyzer (clips) settles frames after later ones came: the
+  /// frames it took and has not settled, in order; the ring keeps them
+  /// (committed only through the last settled frame).
+  bool holds = false;
+  int64_t checkpoint_every = 0;     ///< holding: settled frames between checkpoints
+  int64_t since_checkpoint = 0;     ///< holding: settled frames since the last one
+  std::deque<held_frame> held;
+  std::vector<analysis::settled_result> settled;
   result_batch building;
   /// Where the next batch's coverage starts. A consumer starts only where
   /// every earlier frame it takes is stored (its assignment starts at or
@@ -287,6 +308,7 @@ std::optional<std::string> consumer_open(consumer_state& st) {
   if (!st.an)
     return why;  // an unknown name, or a model this node lacks (named)
   st.warms_up = analysis::preroll_frames(st.task.analyzer) > 0;
+  st.holds = st.an->holds_frames();
   shm::attach_options ao;
   ao.sample = st.task.take;
   auto ring = shm::ring_consumer::attach(st.task.ring, st.task.consumer_id, ao);
@@ -298,6 +320,15 @@ std::optional<std::string> consumer_open(consumer_state& st) {
   ctx.height = static_cast<int>(st.ring->height());
   ctx.fps = st.task.fps;
   ctx.output_dir = st.task.output_dir;
+  if (st.holds) {
+    // The ring keeps a holding analyzer's frames from its last checkpoint
+    // on: the frames sent since (about a second of video, as the node sized
+    // the ring), the batches in flight, and what the analyzer holds.
+    const int64_t in_flight = static_cast<int64_t>(max_batches_in_flight + 1) * st.task.batch_frames;
+    const int64_t room = std::max<int64_t>(2, static_cast<int64_t>(st.ring->slot_count()) - in_flight - 1);
+    st.checkpoint_every = std::clamp<int64_t>(analysis::clips_checkpoint_frames(st.task.fps), 1, room / 2);
+    ctx.may_hold = room - st.checkpoint_every;
+  }
   st.an->begin(ctx);
   std::string err;
   st.faults = fault_plan::parse(st.task.settings.faults, &err);
@@ -352,6 +383,65 @@ void consume_frame(consumer_state& s, const shm::frame_view& v) {
   ++s.processed;
 }
 
+/// Results a holding analyzer settled go into the batch being built, in order.
+void add_settled(consumer_state& s) {
+  for (auto& r : s.settled) {
+    while (!s.held.empty() && s.held.front().frame < r.frame)
+      s.held.pop_front();  // never: an analyzer settles every frame it took
+    if (s.held.empty() || s.held.front().frame != r.frame)
+      continue;
+    const auto h = s.held.front();
+    s.held.pop_front();
+    r.result[analysis::keys::ms] = h.ms;
+    r.result[analysis::keys::t] = h.t;
+    if (s.building.frames.empty())
+      s.building_since = monotonic_ns();
+    s.building.frames.push_back(frame_result{
+        h.frame, h.pts, r.result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+    s.building_last_seq = h.seq;
+    ++s.processed;
+    ++s.since_checkpoint;
+  }
+  s.settled.clear();
+}
+
+/// One frame for a holding analyzer: taken now, its result whenever it settles.
+void hold_frame(consumer_state& s, const shm::frame_view& v) {
+  const double tb = time_base_of(v);
+  analysis::frame_at at{v.frame_index, v.pts, v.time_base_num, v.time_base_den, static_cast<double>(v.pts) * tb};
+  s.building.time_base = tb;
+  const uint64_t t0 = monotonic_ns();
+  try {
+    if (auto q = s.quarantine.find(v.frame_index); q != s.quarantine.end())
+      s.an->stop("frame " + std::to_string(v.frame_index) + " quarantined: " + q->second);
+    if (auto f = s.faults.at(s.task.analyzer, v.frame_index))
+      trigger(*f, s.task.analyzer + " at frame " + std::to_string(v.frame_index));
+  } catch (const std::exception& e) {
+    s.an->stop(e.what());
+  }
+  s.held.push_back({v.frame_index, v.pts, v.seq, at.t, 0});
+  try {
+    s.an->take(as_mat(v), at, s.settled);
+  } catch (const std::exception& e) {
+    s.an->stop(std::string("analyzer threw: ") + e.what());
+  }
+  s.held.back().ms = static_cast<double>(monotonic_ns() - t0) / ns_per_ms;
+  add_settled(s);
+  s.position = v.frame_index + 1;
+}
+
+/// The video ended: a holding analyzer settles what it still holds.
+void finish_held(consumer_state& s) {
+  if (!s.holds)
+    return;
+  try {
+    s.an->finish(s.settled);
+  } catch (const std::exception& e) {
+    s.an->stop(std::string("analyzer threw at the end: ") + e.what());
+  }
+  add_settled(s);
+}
+
 /// A frame before the resume point: warms up a stateful analyzer, stores nothing.
 void warm_up(consumer_state& s, const shm::frame_view& v) {
   if (s.warms_up) {
@@ -361,7 +451,7 @@ void warm_up(consumer_state& s, const shm::frame_view& v) {
       // A warm-up frame has no result to quarantine; the stored frames decide.
     }
   }
-  if (s.unacked.empty() && s.building.frames.empty())
+  if (s.unacked.empty() && s.building.frames.empty() && s.held.empty())
     s.ring->commit(v.seq);
   s.position = v.frame_index + 1;
 }
@@ -378,7 +468,19 @@ void flush(consumer_self self) {
   auto& s = self->state;
   if (s.building.frames.empty())
     return;
+  // A holding analyzer checkpoints every checkpoint_every frames (each one
+  // ends a piece of its encoding, so not at every batch) and at the end.
+  bool durable = true;
+  if (s.holds) {
+    durable = s.eos || s.since_checkpoint >= s.checkpoint_every;
+    if (durable) {
+      if (auto err = s.an->checkpoint())
+        s.an->stop(*err);
+      s.since_checkpoint = 0;
+    }
+  }
   pending_batch b;
+  b.durable = durable;
   b.id = s.next_batch_id++;
   b.last_seq = s.building_last_seq;
   b.batch = s.building;
@@ -405,7 +507,8 @@ void on_batch_ack(consumer_self self, uint64_t id) {
     b->acked = true;
   // Commit the acknowledged prefix only: the ring commit is cumulative.
   while (!s.unacked.empty() && s.unacked.front().acked) {
-    s.ring->commit(s.unacked.front().last_seq);
+    if (s.unacked.front().durable)
+      s.ring->commit(s.unacked.front().last_seq);
     s.unacked.pop_front();
   }
   if (s.eos && s.unacked.empty() && s.building.frames.empty()) {
@@ -461,11 +564,14 @@ slice_end read_slice(consumer_self self) {
       case shm::ring_consumer::read_status::frame:
         if (v.frame_index < s.task.emit_from)
           warm_up(s, v);
+        else if (s.holds)
+          hold_frame(s, v);
         else
           consume_frame(s, v);
         continue;
       case shm::ring_consumer::read_status::end_of_stream:
         s.eos = true;
+        finish_held(s);
         return slice_end::end_of_stream;
       case shm::ring_consumer::read_status::producer_failed:
         consumer_fail(self, "decoder failed: " + s.ring->error_text());

@@ -113,17 +113,38 @@ void summarize_thumbnails(const std::vector<stored_frame>& frames, analyzer_summ
   out.numbers.push_back({"count", static_cast<double>(out.paths.size())});
 }
 
+/// The classes detect's frames carry counts of: the built-in ones in table
+/// order, then a model's (any other number but a result key) by name.
+std::vector<std::string> detect_classes_in(const std::vector<stored_frame>& frames) {
+  std::vector<std::string> out;
+  for (const auto& c : detect_class_table())
+    out.emplace_back(c.name);
+  std::vector<std::string> model_classes;
+  for (const auto& f : frames) {
+    if (!f.data.is_object())
+      continue;
+    for (const auto& [key, value] : f.data.items())
+      if (value.is_number() && !is_result_key(key) &&
+          std::find(out.begin(), out.end(), key) == out.end() &&
+          std::find(model_classes.begin(), model_classes.end(), key) == model_classes.end())
+        model_classes.push_back(key);
+  }
+  std::sort(model_classes.begin(), model_classes.end());
+  out.insert(out.end(), model_classes.begin(), model_classes.end());
+  return out;
+}
+
 /// Per selected class (a class is selected when frames carry its count, 0
-/// included): its detections and the frames with at least one; then the
-/// classes found most often, ties by name, classes never found left out.
+/// included; a model's classes are its names): its detections and the frames
+/// with at least one; then the classes found most often, ties by name,
+/// classes never found left out.
 void summarize_detect(const std::vector<stored_frame>& frames, analyzer_summary& out) {
   struct tally {
     std::string name;
     int64_t total = 0;
   };
   std::vector<tally> found;
-  for (const auto& c : detect_class_table()) {
-    const std::string name(c.name);
+  for (const auto& name : detect_classes_in(frames)) {
     bool selected = false;
     int64_t total = 0, with = 0;
     for (const auto& f : frames) {
@@ -146,6 +167,34 @@ void summarize_detect(const std::vector<stored_frame>& frames, analyzer_summary&
   });
   for (std::size_t i = 0; i < found.size() && i < top_class_count; ++i)
     out.top_classes.push_back(found[i].name);
+}
+
+/// The clips as segments (their frames and times) and, in the same order,
+/// their artifacts in paths, then the digest's; the error that stopped it.
+void summarize_clips(const std::vector<stored_frame>& frames, analyzer_summary& out) {
+  int64_t active = 0, in_clips = 0;
+  std::string digest;
+  for (const auto& f : frames) {
+    active += num(f.data, keys::changed) >= clips_active_ratio;
+    in_clips += flag(f.data, keys::in_clip);
+    if (f.data.contains(keys::clip) && f.data[keys::clip].is_object()) {
+      const auto& c = f.data[keys::clip];
+      const auto* name = text(c, keys::artifact);
+      out.segments.push_back({static_cast<int64_t>(num(c, keys::start_frame)),
+                              static_cast<int64_t>(num(c, keys::end_frame)), num(c, keys::start_s),
+                              num(c, keys::end_s)});
+      out.paths.push_back(name ? *name : std::string());
+    }
+    if (const auto* d = text(f.data, keys::digest))
+      digest = *d;
+    if (const auto* e = text(f.data, keys::error); e && out.error.empty())
+      out.error = *e;
+  }
+  if (!digest.empty())
+    out.paths.push_back(digest);
+  out.numbers.push_back({"clips", static_cast<double>(out.segments.size())});
+  out.numbers.push_back({"active_frames", static_cast<double>(active)});
+  out.numbers.push_back({"clip_frames", static_cast<double>(in_clips)});
 }
 
 void summarize_touch(const std::vector<stored_frame>& frames, analyzer_summary& out) {
@@ -179,8 +228,10 @@ const std::vector<analyzer_entry>& analyzer_table() {
        summarize_motion},
       {"thumbnails", "a JPEG thumbnail for the first frame of every period", 0, summarize_thumbnails},
       {"touch", "reads one byte of every row: the framework's own cost per frame", 0, summarize_touch},
-      {"detect", "per class (people, faces, ...: node.ini detect-classes) counts and boxes per frame", 0,
+      {"detect", "per class (people, faces, ... or a DNN model's) counts and boxes per frame", 0,
        summarize_detect},
+      {"clips", "frame-accurate H.264 clips of the activity, and a digest of them (artifacts; every frame)", 0,
+       summarize_clips},
   };
   return table;
 }
@@ -224,6 +275,56 @@ std::string detect_class_list() {
     out += c.name;
   }
   return out;
+}
+
+bool is_result_key(const std::string& name) {
+  for (const char* k : {keys::ms, keys::t, keys::quarantined, keys::reason, keys::brightness, keys::sharpness,
+                        keys::count, keys::boxes, keys::fg, keys::path, keys::error, keys::sum})
+    if (name == k)
+      return true;
+  return false;
+}
+
+std::string check_detect_options(const detect_options& d, const std::vector<std::string>& analyzers) {
+  if (d.empty())
+    return {};
+  if (std::none_of(analyzers.begin(), analyzers.end(),
+                   [](const std::string& a) { return analyzer_kind(a.substr(0, a.find_first_of("/@"))) == "detect"; }))
+    return "detect options given, but the job runs no detect analyzer";
+  const auto& m = d.model;
+  for (const std::string* file : {&m.network, &m.weights, &m.names})
+    if (file->size() > max_detect_text)
+      return "detect: a model file's name has more than " + std::to_string(max_detect_text) + " bytes";
+  if (d.classes.size() > max_detect_classes)
+    return "detect: more than " + std::to_string(max_detect_classes) + " classes chosen";
+  for (const auto& c : d.classes)
+    if (c.size() > max_detect_text)
+      return "detect: a class name has more than " + std::to_string(max_detect_text) + " bytes";
+  if (m.empty()) {
+    if (!m.weights.empty() || !m.names.empty())
+      return "detect: a weights or names file needs the model's network file (--detect-model)";
+    const auto selection = select_detect_classes(d.classes);
+    return selection.error.empty() ? std::string() : "detect: " + selection.error;
+  }
+  if (m.names.empty())
+    return "detect: the model " + m.network + " needs a class names file (--detect-names)";
+  if (m.width == 0 || m.height == 0 || m.width > max_dnn_input || m.height > max_dnn_input)
+    return "detect: the model's input size is " + std::to_string(m.width) + "x" + std::to_string(m.height) +
+           "; each side is 1 to " + std::to_string(max_dnn_input) + " pixels";
+  if (!std::isfinite(m.scale) || m.scale <= 0)
+    return "detect: the input scale must be a number above 0";
+  if (m.mean.size() != 0 && m.mean.size() != 1 && m.mean.size() != 3)
+    return "detect: the input mean has 1 or 3 values (one per channel), not " + std::to_string(m.mean.size());
+  if (std::any_of(m.mean.begin(), m.mean.end(), [](double v) { return !std::isfinite(v); }))
+    return "detect: the input mean must be numbers";
+  if (!(m.threshold > 0 && m.threshold <= 1))
+    return "detect: the threshold is a confidence above 0, at most 1";
+  if (!(m.nms > 0 && m.nms <= 1))
+    return "detect: the NMS overlap is above 0, at most 1";
+  for (const auto& c : d.classes)
+    if (c.empty())
+      return "detect: an empty class name";
+  return {};
 }
 
 std::string analyzer_kind(const std::string& name) {
@@ -347,6 +448,12 @@ result<analyzer_spec, std::string> parse_analyzer(const std::string& text, uint3
       return "unknown analyzer '" + text + "' (known: " + analyzer_list() + ")";
     return "analyzer '" + text + "': a label is one or more letters, digits, '-' or '_' (" +
            analyzer_kind(spec.name) + ".left)";
+  }
+  if (is_clips(spec.name)) {
+    // A clip holds every frame of its range: clips cannot skip any.
+    if (cut != std::string::npos)
+      return "analyzer '" + text + "': clips takes every frame (a clip holds each frame of its range)";
+    return spec;  // the job's --stride does not apply either
   }
   if (cut == std::string::npos) {
     spec.take.every = std::max<uint32_t>(1, stride);
@@ -569,6 +676,8 @@ std::string summary_to_text(const analyzer_summary& s) {
                                {key_end_s, g.end_s}});
   j[key_paths] = s.paths;
   j[key_top_classes] = s.top_classes;
+  if (!s.error.empty())
+    j[keys::error] = s.error;
   // Paths and reasons are bytes; invalid UTF-8 is replaced rather than thrown.
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
@@ -656,6 +765,12 @@ bool read_field(const std::string& key, const ojson& value, analyzer_summary& ou
     return read_texts(value, out.paths);
   if (key == key_top_classes)
     return read_texts(value, out.top_classes);
+  if (key == keys::error) {
+    if (!value.is_string())
+      return false;
+    out.error = value.get<std::string>();
+    return true;
+  }
   if (value.is_number()) {
     out.numbers.push_back({key, value.get<double>()});
     return true;

@@ -139,6 +139,24 @@ detect_selection select_detect_classes(const std::vector<std::string>& chosen);
 /// The class names, in table order ("person, face, ...") for errors and help.
 std::string detect_class_list();
 
+/// True for a key of a stored frame's result (analysis/result_keys.hpp: ms,
+/// t, boxes, count, ...): never a class, so a model's names file may not use one.
+bool is_result_key(const std::string& name);
+
+/// A DNN model's input is at most this many pixels a side.
+inline constexpr uint32_t max_dnn_input = 4096;
+/// A job chooses at most this many detect classes, and no class name or
+/// model file name is longer than max_detect_text bytes (as an input's limit).
+inline constexpr std::size_t max_detect_classes = 4096;
+inline constexpr std::size_t max_detect_text = 4096;
+
+/// Why a job's detect options cannot run (empty: they can): options without a
+/// detect analyzer among `analyzers`, an unknown built-in class, a model
+/// without a names file, an input size, scale, mean, threshold or NMS overlap
+/// out of range. Files are not opened here (the CLI checks its local files,
+/// the worker loads them); checked by the CLI and again by the coordinator.
+std::string check_detect_options(const detect_options& d, const std::vector<std::string>& analyzers);
+
 /// Motion segments: runs of frames whose foreground ratio is at least
 /// `threshold`, gaps up to `max_gap_s` merged, runs shorter than `min_len_s`
 /// dropped.

@@ -21,6 +21,21 @@ inline constexpr const char* fg = "fg";                  ///< motion: foreground
 inline constexpr const char* path = "path";              ///< thumbnails: the file written
 inline constexpr const char* error = "error";            ///< thumbnails: why no file was written
 inline constexpr const char* sum = "sum";                ///< touch
+// clips: "changed" on every frame; "in_clip" on the frames of a clip; "clip"
+// on a kept clip's last frame: {"index", "start_frame", "end_frame",
+// "start_s", "end_s", "artifact"}; on the video's last frame "clips" (how
+// many) and "digest" (its artifact, if any clip); "error" once it failed.
+inline constexpr const char* changed = "changed";
+inline constexpr const char* in_clip = "in_clip";
+inline constexpr const char* clip = "clip";
+inline constexpr const char* clips = "clips";
+inline constexpr const char* digest = "digest";
+inline constexpr const char* index = "index";
+inline constexpr const char* start_frame = "start_frame";
+inline constexpr const char* end_frame = "end_frame";
+inline constexpr const char* start_s = "start_s";
+inline constexpr const char* end_s = "end_s";
+inline constexpr const char* artifact = "artifact";
 // detect: one count per selected class, keyed by the class name ("person": 2,
 // "face": 0), and "boxes": [{"class": "person", "x": .., "y": .., "w": .., "h": ..}, ...]
 inline constexpr const char* box_class = "class";

@@ -44,6 +44,57 @@ inline constexpr double motion_min_length_s = 0.3;
 /// to a model that saw the video from the start.
 inline constexpr int motion_preroll_frames = 100;
 
+/// Clips: seconds of padding before and after each segment, the gap that
+/// still joins two runs of activity, the shortest segment kept (active span),
+/// and x264's quality (CRF; lower is better, 18 is visually lossless).
+inline constexpr double default_clips_padding_s = 0.5;
+inline constexpr double default_clips_merge_gap_s = motion_merge_gap_s;
+inline constexpr double default_clips_min_length_s = motion_min_length_s;
+inline constexpr uint32_t default_clips_crf = 18;
+/// Clips: a frame is active when at least this share of its pixels changed
+/// since the frame before (by more than clips_pixel_change grey levels, at
+/// motion_width): a difference, not a background model, so that the state
+/// a restarted consumer needs is one small grey frame.
+inline constexpr double clips_active_ratio = motion_active_ratio;
+inline constexpr int clips_pixel_change = 25;
+
+/// detect with a DNN model (OpenCV's dnn module): defaults of its options.
+inline constexpr uint32_t default_dnn_input_size = 416;
+inline constexpr double default_dnn_scale = 1.0 / 255.0;
+inline constexpr double default_dnn_threshold = 0.5;
+inline constexpr double default_dnn_nms = 0.45;
+
+/// A DNN model for detect, as a job gives it. In a job spec and a video task
+/// each file is "blob:SHA256/NAME" (uploaded by the CLI) or an absolute path
+/// on the node (--node-visible); in a consumer's settings it is the node's
+/// local copy. No network file: detect uses the built-in classes.
+struct dnn_model {
+  std::string network;  ///< Darknet .cfg, .onnx, Caffe .prototxt, TensorFlow .pb, ...: what cv::dnn::readNet takes
+  std::string weights;  ///< Darknet .weights, .caffemodel, ...; empty for a single-file model (ONNX)
+  std::string names;    ///< class names, one per line, in the model's class order
+  uint32_t width = default_dnn_input_size;   ///< the network's input, pixels
+  uint32_t height = default_dnn_input_size;
+  double scale = default_dnn_scale;  ///< input = (pixel - mean) * scale
+  std::vector<double> mean;          ///< per input channel (in the network's channel order); empty = 0
+  bool swap_rb = true;               ///< feed RGB (true) or the frame's BGR (false)
+  double threshold = default_dnn_threshold;  ///< lowest confidence kept
+  double nms = default_dnn_nms;              ///< overlap (IoU) above which the weaker box of a class goes
+
+  bool empty() const { return network.empty(); }
+};
+
+/// What a job chooses for its detect analyzers; empty = the node's settings.
+struct detect_options {
+  /// Built-in classes (detect_class_table), overriding the node's
+  /// detect-classes for this job; with a model: classes of its names file.
+  std::vector<std::string> classes;
+  dnn_model model;
+
+  bool empty() const {
+    return classes.empty() && model.network.empty() && model.weights.empty() && model.names.empty();
+  }
+};
+
 /// What a node's consumers are told about their analyzers; typed end to end
 /// (INI -> node_options -> consumer_task -> analyzer), never re-parsed.
 struct analyzer_settings {
@@ -54,8 +105,35 @@ struct analyzer_settings {
   std::vector<std::string> detect_classes;
   uint32_t detect_max_width = default_detect_max_width;     ///< detect: scale frames down to this width
   std::string detect_model_dir = default_detect_model_dir;  ///< detect: folder of the cascade files
+  dnn_model detect_dnn{};  ///< detect: a model the job shipped (local files); empty = the built-in classes
+  double clips_padding_s = default_clips_padding_s;        ///< clips: padding before and after a segment
+  double clips_merge_gap_s = default_clips_merge_gap_s;    ///< clips: inactive gap that still joins two runs
+  double clips_min_length_s = default_clips_min_length_s;  ///< clips: shortest segment kept (active span)
+  uint32_t clips_crf = default_clips_crf;                  ///< clips: x264 quality
   std::string faults;  ///< fault injection for tests ("stats:crash@120"); empty = off
 };
+
+/// Frames of `fps` video a clips analyzer with `s` may hold unsettled (the
+/// node sizes the ring so that they fit beside the batches in flight).
+inline int64_t clips_frames(double seconds, double fps) {
+  return fps > 0 && seconds > 0 ? static_cast<int64_t>(seconds * fps + 0.5) : 0;
+}
+inline int64_t clips_max_held(const analyzer_settings& s, double fps) {
+  const int64_t pad = clips_frames(s.clips_padding_s, fps);
+  const int64_t gap = clips_frames(s.clips_merge_gap_s, fps);
+  // clip_planner::max_held (max(gap + 2, pad + 1)), plus the last settled frame kept for the end.
+  return (gap + 2 > pad + 1 ? gap + 2 : pad + 1) + 1;
+}
+/// Frames between a clips consumer's checkpoints: about a second of video.
+/// Each checkpoint ends a piece of the clip being encoded (a keyframe and an
+/// encoder restart), and the ring keeps the frames since the last one.
+inline int64_t clips_checkpoint_frames(double fps) {
+  return fps > 0 ? static_cast<int64_t>(fps + 0.5) : 25;
+}
+/// True for an analyzer name of the clips kind ("clips", "clips.LABEL").
+inline bool is_clips(const std::string& name) {
+  return name.rfind("clips", 0) == 0 && (name.size() == 5 || name[5] == '.');
+}
 
 // -- results -----------------------------------------------------------------------------
 
@@ -116,6 +194,7 @@ struct analyzer_summary {
   std::vector<segment> segments;      ///< motion
   std::vector<std::string> paths;     ///< files it wrote (thumbnails)
   std::vector<std::string> top_classes;  ///< detect: up to 3 classes found most often, most first
+  std::string error;  ///< why the analyzer stopped working for this video (clips: the encoder failed)
 };
 
 }  // namespace framehive::analysis

@@ -2,6 +2,9 @@
 //
 //   framehive [--coordinator HOST:PORT] [--tls.ca FILE --tls.cert FILE --tls.key FILE] COMMAND ...
 //     submit VIDEO... --analyzers KIND[.LABEL][/K|@Nfps],... [--stride K] [--wait] [--json] [--node-visible]
+//            [--detect-classes C,...] [--detect-model FILE [--detect-weights FILE] --detect-names FILE
+//             [--detect-size WxH] [--detect-scale X] [--detect-mean A,B,C] [--detect-channels rgb|bgr]
+//             [--detect-threshold X] [--detect-nms X]]
 //     fetch JOB [--out DIR] [--json]   (the job's artifacts, into DIR/video-V/ANALYZER/NAME)
 //     status [JOB] [--json]       nodes [--json]       cancel JOB [--json]
 //     results JOB [--json] [--frames]
@@ -30,6 +33,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <fstream>
+#include <sstream>
 #include <filesystem>
 #include <iostream>
 #include <functional>
@@ -472,10 +477,130 @@ std::vector<std::string> resolve_inputs(session& s, const std::vector<std::strin
   return out;
 }
 
+// -- detect's classes and model ---------------------------------------------------------
+
+/// submit's detect options as typed (files are this machine's paths until resolved).
+struct detect_arguments {
+  std::vector<std::string> classes;
+  std::string model;
+  std::string weights;
+  std::string names;
+  std::string size;      ///< "WxH"
+  std::string mean;      ///< "A" or "A,B,C"
+  std::string channels;  ///< "rgb" or "bgr"
+  double scale = analysis::default_dnn_scale;
+  double threshold = analysis::default_dnn_threshold;
+  double nms = analysis::default_dnn_nms;
+  bool tuned = false;  ///< an input or output option was given (they need --detect-model)
+};
+
+/// The typed options, or a usage error naming the option.
+result<analysis::detect_options, std::string> detect_options_of(const detect_arguments& a) {
+  analysis::detect_options d;
+  d.classes = a.classes;
+  auto& m = d.model;
+  m.network = a.model;
+  m.weights = a.weights;
+  m.names = a.names;
+  if (a.tuned && a.model.empty())
+    return std::string("--detect-size, --detect-scale, --detect-mean, --detect-channels, --detect-threshold and "
+                       "--detect-nms describe a model: give it with --detect-model");
+  if (!a.size.empty()) {
+    unsigned w = 0, h = 0;
+    char x = 0, extra = 0;
+    if (std::sscanf(a.size.c_str(), "%u%c%u%c", &w, &x, &h, &extra) != 3 || (x != 'x' && x != 'X'))
+      return "--detect-size is WIDTHxHEIGHT (416x416), not '" + a.size + "'";
+    m.width = w;
+    m.height = h;
+  }
+  if (!a.mean.empty()) {
+    std::stringstream in(a.mean);
+    for (std::string part; std::getline(in, part, ',');) {
+      char* end = nullptr;
+      const double v = std::strtod(part.c_str(), &end);
+      if (part.empty() || *end != '\0')
+        return "--detect-mean is one number or three, comma-separated (104,117,123), not '" + a.mean + "'";
+      m.mean.push_back(v);
+    }
+  }
+  if (!a.channels.empty() && a.channels != "rgb" && a.channels != "bgr")
+    return "--detect-channels is rgb or bgr, not '" + a.channels + "'";
+  m.swap_rb = a.channels != "bgr";
+  m.scale = a.scale;
+  m.threshold = a.threshold;
+  m.nms = a.nms;
+  return d;
+}
+
+/// The model's files on this machine: each must be a readable, non-empty
+/// file before anything is uploaded (exit 8 naming it), and classes the job
+/// chooses must be in its names file (exit 2 naming it).
+void check_model_files(const analysis::detect_options& d) {
+  const auto& m = d.model;
+  for (const std::string* file : {&m.network, &m.weights, &m.names})
+    if (!file->empty())
+      if (auto v = cli::prepare_file_upload(*file, false); !v)
+        fail_transfer({"detect model: " + v.error().message, {}});
+  if (m.names.empty() || d.classes.empty())
+    return;
+  std::ifstream in(m.names);
+  std::vector<std::string> names;
+  for (std::string line; std::getline(in, line);) {
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first != std::string::npos)
+      names.push_back(line.substr(first, line.find_last_not_of(" \t\r") - first + 1));
+  }
+  for (const auto& c : d.classes)
+    if (std::find(names.begin(), names.end(), c) == names.end()) {
+      std::cerr << "framehive: detect: class '" << c << "' is not in the class names file " << shown(m.names)
+                << "\n";
+      std::exit(usage);
+    }
+}
+
+/// The model's files as the job names them: uploaded like videos
+/// ("blob:SHA256/NAME", so the node fetches them into its cache), or with
+/// `node_visible` absolute paths the node opens itself.
+void resolve_model(session& s, analysis::dnn_model& m, bool node_visible, bool as_json) {
+  const bool tty = isatty(STDERR_FILENO) && !as_json;
+  for (std::string* file : {&m.network, &m.weights, &m.names}) {
+    if (file->empty())
+      continue;
+    if (node_visible) {
+      *file = std::filesystem::absolute(*file).lexically_normal().string();
+      continue;
+    }
+    auto v = cli::prepare_file_upload(*file);
+    if (!v)
+      fail_transfer({"detect model: " + v.error().message, {}});
+    auto up = cli::upload(s, *v, tty);
+    if (!up)
+      fail_transfer(up.error());
+    if (!as_json)
+      std::cerr << "framehive: " << shown(v->path) << ": "
+                << (up->already_stored ? "already stored" : "uploaded " + std::to_string(up->bytes_sent) + " bytes")
+                << " (sha256 " << v->sha256 << ")\n";
+    *file = up->input;
+  }
+}
+
 int run_submit(session& s, const std::vector<std::string>& inputs, const std::vector<std::string>& analyzers,
-               uint32_t stride, bool wait, bool as_json, bool node_visible) {
+               uint32_t stride, bool wait, bool as_json, bool node_visible, const detect_arguments& detect_args) {
   job_spec spec;
+  auto detect = detect_options_of(detect_args);
+  if (!detect) {
+    std::cerr << "framehive: " << detect.error() << "\n";
+    return usage;
+  }
+  if (auto err = analysis::check_detect_options(*detect, analyzers); !err.empty()) {
+    std::cerr << "framehive: " << err << "\n";
+    return usage;
+  }
+  if (!node_visible)
+    check_model_files(*detect);  // before any upload, as for the videos
   spec.inputs = resolve_inputs(s, inputs, node_visible, as_json);
+  resolve_model(s, detect->model, node_visible, as_json);
+  spec.detect = std::move(*detect);
   spec.analyzers = analyzers;
   spec.stride = stride;
   const uint64_t id = s.ask<uint64_t>(spec);
@@ -637,6 +762,7 @@ struct arguments {
   bool frames = false;
   bool watch = false;
   bool node_visible = false;
+  detect_arguments detect;
   std::string out_dir;
   std::string dir;
   std::string name;
@@ -675,6 +801,47 @@ std::vector<command> add_query_commands(CLI::App& app, arguments& a) {
   return out;
 }
 
+/// submit's options for the detect analyzer: its built-in classes, or a DNN
+/// model whose files travel with the job.
+void add_detect_options(CLI::App& submit, detect_arguments& d) {
+  const std::string group = "detect";
+  submit
+      .add_option("--detect-classes", d.classes,
+                  "detect's classes for this job, comma-separated (overrides the node's detect-classes): built-in " +
+                      analysis::detect_class_list() + "; with --detect-model, names of its names file (default: all)")
+      ->delimiter(',')
+      ->group(group);
+  submit.add_option("--detect-model", d.model,
+                    "a DNN model for detect, read by OpenCV's dnn module: Darknet .cfg (with --detect-weights), "
+                    ".onnx, Caffe .prototxt, TensorFlow .pb; uploaded with the job unless --node-visible")
+      ->group(group);
+  submit.add_option("--detect-weights", d.weights, "the model's weights (Darknet .weights, .caffemodel, ...)")
+      ->group(group);
+  submit.add_option("--detect-names", d.names, "the model's class names, one per line, in its class order")
+      ->group(group);
+  auto tuned = [&d](const std::string&) { d.tuned = true; };
+  submit.add_option("--detect-size", d.size, "the network's input, WIDTHxHEIGHT (default 416x416)")
+      ->each(tuned)
+      ->group(group);
+  submit
+      .add_option("--detect-scale", d.scale,
+                  "input = (pixel - mean) x scale (default 1/255 = 0.00392157)")
+      ->each(tuned)
+      ->group(group);
+  submit.add_option("--detect-mean", d.mean, "subtracted per input channel, 'A' or 'A,B,C' (default 0)")
+      ->each(tuned)
+      ->group(group);
+  submit.add_option("--detect-channels", d.channels, "channel order the network takes: rgb (default) or bgr")
+      ->each(tuned)
+      ->group(group);
+  submit.add_option("--detect-threshold", d.threshold, "lowest confidence kept (default 0.5)")
+      ->each(tuned)
+      ->group(group);
+  submit.add_option("--detect-nms", d.nms, "overlap (IoU) above which the weaker box of a class goes (default 0.45)")
+      ->each(tuned)
+      ->group(group);
+}
+
 std::vector<command> add_job_commands(CLI::App& app, arguments& a) {
   std::vector<command> out;
   auto* submit = app.add_subcommand("submit", "submit videos for analysis");
@@ -695,8 +862,9 @@ std::vector<command> add_job_commands(CLI::App& app, arguments& a) {
   submit->add_flag("--wait", a.wait, "wait for the job, showing progress; exit 1 if it failed");
   submit->add_flag("--node-visible,--shared", a.node_visible,
                    "do not upload: send local paths as absolute paths the node opens itself (a shared mount)");
+  add_detect_options(*submit, a.detect);
   out.emplace_back(submit, [&a](session& s) {
-    return run_submit(s, a.inputs, a.analyzers, a.stride, a.wait, a.as_json, a.node_visible);
+    return run_submit(s, a.inputs, a.analyzers, a.stride, a.wait, a.as_json, a.node_visible, a.detect);
   });
   auto* fetch = app.add_subcommand("fetch", "download a job's artifacts (exit 7 if it has none)");
   fetch->add_option("job", a.job, "job id")->required();

@@ -87,6 +87,26 @@ json to_json(const std::string& analyzer, const analysis::analyzer_summary& s) {
     out["quarantined"].push_back({{"frame", q.frame}, {"reason", text(q.reason)}});
   for (const auto& n : s.numbers)
     out[text(n.name)] = number(n.value);
+  if (kind == "clips") {
+    // Each clip with its artifact; the digest (the last path) after them.
+    out["clips"] = json::array();
+    for (std::size_t i = 0; i < s.segments.size(); ++i) {
+      const auto& g = s.segments[i];
+      out["clips"].push_back({{"start_frame", g.start_frame},
+                              {"end_frame", g.end_frame},
+                              {"start_s", g.start_s},
+                              {"end_s", g.end_s},
+                              {"artifact", i < s.paths.size() ? json(text(s.paths[i])) : json()}});
+    }
+    out["digest"] = s.paths.size() > s.segments.size() ? json(text(s.paths.back())) : json();
+    if (s.segments.empty() && s.error.empty())
+      out["note"] = "no activity: no clips, no digest";
+    if (!s.error.empty())
+      out["error"] = text(s.error);
+    return out;
+  }
+  if (!s.error.empty())
+    out["error"] = text(s.error);
   if (kind == "motion" || !s.segments.empty()) {
     out["segments"] = json::array();
     for (const auto& g : s.segments)

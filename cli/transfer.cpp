@@ -105,6 +105,22 @@ bool safe_component(const std::string& s) {
 }  // namespace
 
 result<local_video, transfer_error> prepare_upload(const std::string& path) {
+  auto v = prepare_file_upload(path, false);
+  if (!v)
+    return v;
+  media::decoder_options probe;
+  probe.allowed_protocols = {"file"};
+  if (auto d = media::decoder::open(path, probe); !d)
+    return local_error(path, std::string("not a video (") + media::to_string(d.error().code) + ": " +
+                                 d.error().detail + ")");
+  auto sha = sha256_of_file(path);
+  if (!sha)
+    return local_error(path, "cannot read: " + sha.error());
+  v->sha256 = *sha;
+  return v;
+}
+
+result<local_video, transfer_error> prepare_file_upload(const std::string& path, bool hash) {
   std::error_code ec;
   const auto st = fs::status(path, ec);
   if (ec || !fs::exists(st))
@@ -115,14 +131,11 @@ result<local_video, transfer_error> prepare_upload(const std::string& path) {
   if (ec)
     return local_error(path, "cannot read its size: " + ec.message());
   if (v.size == 0)
-    return local_error(path, "empty file (0 bytes), not a video");
+    return local_error(path, "empty file (0 bytes)");
   if (::access(path.c_str(), R_OK) != 0)
     return local_error(path, std::string("cannot read: ") + std::strerror(errno));
-  media::decoder_options probe;
-  probe.allowed_protocols = {"file"};
-  if (auto d = media::decoder::open(path, probe); !d)
-    return local_error(path, std::string("not a video (") + media::to_string(d.error().code) + ": " +
-                                 d.error().detail + ")");
+  if (!hash)
+    return v;
   auto sha = sha256_of_file(path);
   if (!sha)
     return local_error(path, "cannot read: " + sha.error());

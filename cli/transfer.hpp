@@ -57,6 +57,10 @@ struct local_video {
 /// video (probed locally), then hashes it.
 result<local_video, transfer_error> prepare_upload(const std::string& path);
 
+/// As prepare_upload for a file that is not a video (a detect model's files):
+/// readable, regular, not empty; hashed if `hash`. Uploaded the same way.
+result<local_video, transfer_error> prepare_file_upload(const std::string& path, bool hash = true);
+
 /// What an upload did.
 struct upload_outcome {
   std::string input;         ///< "blob:SHA256/NAME", the job's input

@@ -37,7 +37,7 @@ set_target_properties(CAF::openssl PROPERTIES
 # libssl for the fix of CAF's TLS sessions (actors/lifecycle.cpp).
 find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto SSL)
 
-find_package(OpenCV 4 REQUIRED COMPONENTS core imgproc imgcodecs objdetect video)
+find_package(OpenCV 4 REQUIRED COMPONENTS core imgproc imgcodecs objdetect video dnn)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)

@@ -79,9 +79,17 @@ void artifact_sender::remove_local() const {
     fs::remove(f.path, ec);
   if (!fs::is_directory(video_dir_, ec))
     return;
-  for (const auto& a : fs::directory_iterator(video_dir_, ec))
-    if (a.is_directory(ec) && fs::is_empty(a.path(), ec))
+  // What is left is the analyzers' own working state (clips' .work: pieces
+  // and checkpoints), which no one needs once the video is done.
+  for (const auto& a : fs::directory_iterator(video_dir_, ec)) {
+    if (!a.is_directory(ec))
+      continue;
+    for (const auto& w : fs::directory_iterator(a.path(), ec))
+      if (w.is_directory(ec) && w.path().filename().string().rfind('.', 0) == 0)
+        fs::remove_all(w.path(), ec);
+    if (fs::is_empty(a.path(), ec))
       fs::remove(a.path(), ec);
+  }
   if (fs::is_empty(video_dir_, ec))
     fs::remove(video_dir_, ec);
   // The job folder too, once its last video is gone.

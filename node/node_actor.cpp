@@ -49,6 +49,10 @@ constexpr backoff_policy reconnect_backoff{std::chrono::milliseconds(250), std::
 /// A result batch is at most this share of the ring, so a consumer waiting for
 /// an acknowledgement never holds back the decoder.
 constexpr uint32_t batches_per_ring = 4;
+/// A clips consumer's ring: its held frames plus this many batches (in
+/// flight, and the one being built) plus spare slots for the decoder.
+constexpr uint32_t clips_batches_in_flight = 4;
+constexpr uint64_t clips_spare_slots = 4;
 /// A batch with more frames than this many times batch_frames is refused: our
 /// consumers never send one (they flush at batch_frames).
 constexpr uint32_t batch_cap_factor = 4;
@@ -66,7 +70,8 @@ constexpr uint32_t log_every_connect_failures = 10;
 /// chunk requests at a time (the first chunk, asked alone, tells the size).
 struct blob_fetch {
   std::string sha256;
-  std::string name;         ///< the video's name, for messages
+  std::string name;         ///< the file's name (the video's or a model file's), for messages
+  int model_file = -1;      ///< which file of the detect model (model_file_of); -1: the video input
   bool reserved = false;    ///< the cache handed out the temp file (size known)
   std::ofstream out;        ///< the temp file
   uint64_t size = 0;
@@ -105,6 +110,10 @@ struct video_entry {
   std::string output_dir;
   std::string blob;         ///< the cached blob this video uses (released with the entry)
   std::string local_input;  ///< the cached file the decoder reads (blob inputs)
+  /// The job's detect model with the node's paths: each "blob:" file is
+  /// replaced by its cached copy once fetched, before any consumer starts.
+  analysis::dnn_model local_model;
+  std::vector<std::string> model_blobs;  ///< cached blobs of the model this video uses (released with it)
   std::unique_ptr<blob_fetch> fetch;
   std::unique_ptr<artifact_upload> upload;
   bool artifacts_taken = false;  ///< done once: its artifacts were sent (or dropped) already
@@ -161,8 +170,53 @@ void place_pending(node_ptr self);
 void start_artifacts(node_ptr self, video_entry& v, video_report r);
 
 video_entry make_entry(const node_state& st, const video_task& t) {
-  video_entry e{video_supervisor{t, st.opt.name, st.opt.supervision, st.clock}, {}, 0, {}, {}, {}, {}, {}, false};
+  video_entry e{video_supervisor{t, st.opt.name, st.opt.supervision, st.clock}, {}, 0, {}, {}, {}, t.detect.model,
+                {}, {}, {}, false};
   return e;
+}
+
+/// The files of a detect model, by index (blob_fetch::model_file).
+constexpr int model_file_count = 3;
+std::string& model_file_of(analysis::dnn_model& m, int i) {
+  return i == 0 ? m.network : i == 1 ? m.weights : m.names;
+}
+
+bool is_detect(const std::string& analyzer) {
+  return analyzer == "detect" || analyzer.rfind("detect.", 0) == 0;
+}
+
+/// Where a video's model files are linked under the names the job gave them
+/// (CACHE/models/vV-eE/network/yolo.cfg -> CACHE/SHA), so that an error of
+/// the worker that loads them names the user's file, not a hash.
+std::string model_links_dir(const node_state& st, const video_task& t) {
+  return cache_dir_of(st.opt) + "/models/v" + std::to_string(t.video) + "-e" + std::to_string(t.epoch);
+}
+
+/// A file name from a job, as one safe path component.
+std::string link_name(const std::string& name) {
+  std::string out;
+  for (char c : name)
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
+  return out.empty() || out == "." || out == ".." ? std::string("file") : out;
+}
+
+/// The path consumers are given for a cached model file: a link named as the
+/// job named it, or the cached blob itself if the link cannot be made.
+std::string link_model_file(const node_state& st, const video_task& t, int i, const std::string& name,
+                            const std::string& cached) {
+  static const char* const roles[model_file_count] = {"network", "weights", "names"};
+  const auto dir = std::filesystem::path(model_links_dir(st, t)) / roles[i];
+  const auto link = dir / link_name(name);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  std::filesystem::remove(link, ec);
+  std::filesystem::create_symlink(cached, link, ec);
+  if (ec) {
+    spdlog::warn("node {}: cannot link {} as {}: {}; the worker reads the blob itself", st.opt.name, cached,
+                 link.string(), ec.message());
+    return cached;
+  }
+  return link.string();
 }
 
 /// Gives back what the video holds in the blob cache (its use, or its unfinished download).
@@ -177,6 +231,13 @@ void release_blob(node_state& st, video_entry& v) {
   if (!v.blob.empty())
     st.cache->release(v.blob);
   v.blob.clear();
+  for (const auto& sha : v.model_blobs)
+    st.cache->release(sha);
+  if (!v.model_blobs.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(model_links_dir(st, v.sup.task()), ec);
+  }
+  v.model_blobs.clear();
 }
 
 // -- reports to the coordinator ---------------------------------------------------------
@@ -343,6 +404,12 @@ consumer_task make_consumer_task(const node_state& st, const video_entry& v, con
   t.batch_frames =
       std::max<uint32_t>(1, std::min(st.opt.batch_frames, v.ring->slot_count() / batches_per_ring));
   t.settings = st.opt.analyzers;
+  if (is_detect(r.analyzer)) {  // the job's choices win over the node's INI
+    const auto& d = v.sup.task().detect;
+    if (!d.classes.empty() || !d.model.empty())  // the INI's classes are built-in ones: not a model's
+      t.settings.detect_classes = d.classes;
+    t.settings.detect_dnn = v.local_model;  // local copies, fetched before any consumer was placed
+  }
   t.emit_from = v.sup.task().start_frame;
   for (const auto& [frame, why] : r.quarantine) {
     t.quarantine.push_back(frame);
@@ -397,6 +464,21 @@ uint64_t shm_free(const node_state& st) {
   return st.opt.shm_budget > used ? st.opt.shm_budget - used : 0;
 }
 
+/// Frames the video's ring should hold: the configured count, or more where
+/// a clips analyzer holds frames back (its padding and merge gap, and the
+/// frames since its last checkpoint) beside the batches in flight.
+uint64_t wanted_slots(const node_state& st, const video_task& task, const video_meta& meta) {
+  uint64_t wanted = st.opt.ring_slots;
+  for (const auto& a : task.analyzers)
+    if (analysis::is_clips(a)) {
+      const uint64_t held = static_cast<uint64_t>(analysis::clips_max_held(st.opt.analyzers, meta.fps) +
+                                                  analysis::clips_checkpoint_frames(meta.fps));
+      const uint64_t in_flight = static_cast<uint64_t>(clips_batches_in_flight) * st.opt.batch_frames;
+      wanted = std::max(wanted, held + in_flight + clips_spare_slots);
+    }
+  return wanted;
+}
+
 /// Creates the video's ring within the shared-memory budget. When it cannot,
 /// the video is reported (and gone) and the result is false.
 bool create_ring(node_ptr self, video_entry& v, const video_meta& meta) {
@@ -422,7 +504,7 @@ bool create_ring(node_ptr self, video_entry& v, const video_meta& meta) {
   ro.name = ring_prefix(st.opt) + "v" + std::to_string(task.video) + "-e" + std::to_string(task.epoch);
   ro.width = meta.width;
   ro.height = meta.height;
-  ro.slot_count = static_cast<uint32_t>(std::min<uint64_t>(st.opt.ring_slots, fit));
+  ro.slot_count = static_cast<uint32_t>(std::min<uint64_t>(wanted_slots(st, task, meta), fit));
   auto ring = shm::frame_ring::create(ro);
   if (!ring) {
     finish_video(self, v, video_outcome::failed, task.input + ": " + ring.error().message);
@@ -483,9 +565,50 @@ void probe_video(node_ptr self, video_entry& v) {
 }
 
 void request_chunk(node_ptr self, video_entry& v);
+void start_blob(node_ptr self, video_entry& v);
+
+/// Gets what the video needs from the coordinator's store, one blob at a
+/// time into the cache: the detect model's files (so no node needs a model
+/// installed), then a blob input; then probes it. Consumers are placed only
+/// after the probe, so they always find the model's local copies.
+void fetch_next(node_ptr self, video_entry& v) {
+  for (int i = 0; i < model_file_count; ++i)
+    if (auto blob = parse_blob_input(model_file_of(v.local_model, i)); blob && *blob) {
+      v.fetch = std::make_unique<blob_fetch>();
+      v.fetch->sha256 = (*blob)->first;
+      v.fetch->name = (*blob)->second;
+      v.fetch->model_file = i;
+      start_blob(self, v);
+      return;
+    }
+  if (v.local_input.empty())
+    if (auto blob = parse_blob_input(v.sup.task().input); blob && *blob) {
+      v.fetch = std::make_unique<blob_fetch>();
+      v.fetch->sha256 = (*blob)->first;
+      v.fetch->name = (*blob)->second;
+      start_blob(self, v);  // probes once the blob is in the cache
+      return;
+    }
+  probe_video(self, v);
+}
+
+/// The blob being fetched is in the cache at `path` (in use by this video): next one.
+void blob_ready(node_ptr self, video_entry& v, const std::string& path) {
+  const auto& f = *v.fetch;
+  if (f.model_file >= 0) {
+    model_file_of(v.local_model, f.model_file) =
+        link_model_file(self->state, v.sup.task(), f.model_file, f.name, path);
+    v.model_blobs.push_back(f.sha256);
+  } else {
+    v.blob = f.sha256;
+    v.local_input = path;
+  }
+  v.fetch.reset();
+  fetch_next(self, v);
+}
 
 /// Starts (or, after waiting for another video's download of the same blob,
-/// retries) getting the video's blob: a cache hit probes it at once.
+/// retries) getting the video's blob: a cache hit goes on at once.
 void start_blob(node_ptr self, video_entry& v) {
   auto& st = self->state;
   auto& f = *v.fetch;
@@ -494,10 +617,7 @@ void start_blob(node_ptr self, video_entry& v) {
     return;
   }
   if (auto path = st.cache->acquire(f.sha256)) {
-    v.blob = f.sha256;
-    v.local_input = *path;
-    v.fetch.reset();
-    probe_video(self, v);
+    blob_ready(self, v, *path);
     return;
   }
   if (st.cache->downloading(f.sha256)) {  // another video fetches it: the tick looks again
@@ -546,10 +666,7 @@ void complete_blob(node_ptr self, video_entry& v) {
   const double secs = static_cast<double>(st.clock.now_ns() - f.started_ns) / 1e9;
   spdlog::info("node {}: fetched blob {} ({} bytes) in {:.3f} s, {:.1f} MB/s", st.opt.name, f.sha256, f.size, secs,
                secs > 0 ? static_cast<double>(f.size) / 1e6 / secs : 0.0);
-  v.blob = f.sha256;
-  v.local_input = *path;
-  v.fetch.reset();
-  probe_video(self, v);
+  blob_ready(self, v, *path);
 }
 
 /// Writes a chunk that arrived in order into the temp file; false (the video
@@ -1183,6 +1300,17 @@ result<unit, std::string> check_task(const node_options& opt, const video_task& 
   } else if (auto ok = check_input(t.input, opt.allowed_protocols, opt.allowed_roots); !ok) {
     return ok.error();
   }
+  // The detect model's files: uploads, or local files under the same policy as inputs.
+  for (const std::string* file : {&t.detect.model.network, &t.detect.model.weights, &t.detect.model.names}) {
+    if (file->empty())
+      continue;
+    if (auto blob = parse_blob_input(*file)) {
+      if (!*blob)
+        return "detect model: " + blob->error();
+    } else if (auto ok = check_input(*file, {"file"}, opt.allowed_roots); !ok) {
+      return "detect model: " + ok.error();
+    }
+  }
   const auto dir = video_output_dir(opt.output_dir, t.job, t.video);
   for (const auto& a : t.analyzers)
     if (auto folder = analyzer_output_dir(dir, a); !folder)
@@ -1216,14 +1344,7 @@ caf::result<caf::ok_atom> on_video_task(node_ptr self, const video_task& t) {
   log_about(spdlog::level::info, about_video(t.job, t.video),
             "node {}: assigned video {} epoch {} ({}), from frame {} (decoding from {})", st.opt.name, t.video,
             t.epoch, t.input, t.start_frame, t.decode_from);
-  if (auto blob = parse_blob_input(t.input)) {
-    v.fetch = std::make_unique<blob_fetch>();
-    v.fetch->sha256 = (*blob)->first;
-    v.fetch->name = (*blob)->second;
-    start_blob(self, v);  // probes once the blob is in the cache
-  } else {
-    probe_video(self, v);
-  }
+  fetch_next(self, v);  // the model's and the input's blobs, then the probe
   return caf::ok_atom::value;
 }
 
@@ -1261,6 +1382,8 @@ void drop_invalid_protocols(node_options& opt) {
 
 /// Opens the blob cache (scanning what an earlier run left); without it blob inputs fail, naming why.
 void open_cache(node_state& st) {
+  std::error_code ec;
+  std::filesystem::remove_all(cache_dir_of(st.opt) + "/models", ec);  // links of videos an earlier run had
   auto cache = std::make_unique<blob_cache>(cache_dir_of(st.opt), st.opt.cache_bytes);
   if (auto ok = cache->open(); !ok) {
     st.cache_error = ok.error();

@@ -56,6 +56,11 @@ struct node_config : caf::actor_system_config {
   std::vector<std::string> detect_classes;
   uint32_t detect_max_width = framehive::analysis::default_detect_max_width;
   std::string detect_model_dir = framehive::analysis::default_detect_model_dir;
+  double clips_padding_s = framehive::analysis::default_clips_padding_s;
+  double clips_merge_gap_s = framehive::analysis::default_clips_merge_gap_s;
+  double clips_min_length_s = framehive::analysis::default_clips_min_length_s;
+  uint32_t clips_crf = framehive::analysis::default_clips_crf;
+  static constexpr uint32_t max_crf = 51;
   std::string faults;
   uint32_t poison_attempts = framehive::default_poison_attempts;
   uint32_t restart_limit = framehive::default_restart_limit;
@@ -97,7 +102,11 @@ struct node_config : caf::actor_system_config {
         .add(thumbnail_every_s, "thumbnail-every-s", "thumbnails: one JPEG per this many seconds")
         .add(detect_classes, "detect-classes", detect_classes_help())
         .add(detect_max_width, "detect-max-width", "detect: frames are scaled down to this width first")
-        .add(detect_model_dir, "detect-model-dir", "detect: folder with haarcascades/ and lbpcascades/");
+        .add(detect_model_dir, "detect-model-dir", "detect: folder with haarcascades/ and lbpcascades/")
+        .add(clips_padding_s, "clips-padding-s", "clips: seconds of video kept before and after each segment")
+        .add(clips_merge_gap_s, "clips-merge-gap-s", "clips: a pause up to this many seconds joins two segments")
+        .add(clips_min_length_s, "clips-min-length-s", "clips: segments shorter than this (seconds) are no clip")
+        .add(clips_crf, "clips-crf", "clips: x264 quality, 0-51 (lower: better and bigger; 18: visually lossless)");
     opt_group{custom_options_, "testing"}.add(
         pace_fps, "pace-fps", "TESTS ONLY: decoders publish at most this many frames per second (0: off)");
     opt_group{custom_options_, "inputs"}
@@ -121,6 +130,10 @@ struct node_config : caf::actor_system_config {
     a.detect_classes = detect_classes;
     a.detect_max_width = detect_max_width;
     a.detect_model_dir = detect_model_dir;
+    a.clips_padding_s = std::max(0.0, clips_padding_s);
+    a.clips_merge_gap_s = std::max(0.0, clips_merge_gap_s);
+    a.clips_min_length_s = std::max(0.0, clips_min_length_s);
+    a.clips_crf = std::min(clips_crf, max_crf);
     a.faults = faults;
     return a;
   }

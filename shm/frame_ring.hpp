@@ -303,6 +303,7 @@ class ring_consumer {
   std::string error_text() const;
   uint32_t width() const noexcept;
   uint32_t height() const noexcept;
+  uint32_t slot_count() const noexcept { return geo_.slot_count; }
 
  private:
   ring_consumer() = default;

@@ -32,7 +32,7 @@ std::vector<std::string> names_of(const analyzer_summary& s) {
 // -- the table ------------------------------------------------------------------------
 
 TEST(Catalog, EveryKindIsKnownWithADescriptionAndASummary) {
-  const std::vector<std::string> kinds{"stats", "people", "motion", "thumbnails", "touch", "detect"};
+  const std::vector<std::string> kinds{"stats", "people", "motion", "thumbnails", "touch", "detect", "clips"};
   ASSERT_EQ(analyzer_table().size(), kinds.size());
   for (std::size_t i = 0; i < kinds.size(); ++i) {
     const auto& e = analyzer_table()[i];
@@ -42,7 +42,7 @@ TEST(Catalog, EveryKindIsKnownWithADescriptionAndASummary) {
     EXPECT_EQ(find_analyzer(kinds[i]), &e);
     EXPECT_TRUE(is_analyzer(kinds[i]));
   }
-  EXPECT_EQ(analyzer_list(), "stats, people, motion, thumbnails, touch, detect");
+  EXPECT_EQ(analyzer_list(), "stats, people, motion, thumbnails, touch, detect, clips");
 }
 
 // -- detect's classes --------------------------------------------------------------------
@@ -669,4 +669,96 @@ TEST(SummaryText, InvalidUtf8InPathsAndReasonsIsReplacedNotThrown) {
 }
 
 }  // namespace
+}  // namespace framehive::analysis
+
+// -- detect with a job's model (issue 13 item 5) -----------------------------------------
+
+namespace framehive::analysis {
+namespace {
+
+TEST(Summary, DetectCountsAModelsClassesByNameAfterTheBuiltInOnes) {
+  const auto s = summarize("detect", {at(0, {{"zebra", 1}, {"person", 2}, {"dog", 0}, {"ms", 5}, {"t", 0.0}}),
+                                      at(1, {{"zebra", 3}, {"person", 0}, {"dog", 0}, {"ms", 5}, {"t", 0.1}})});
+  EXPECT_EQ(names_of(s), (std::vector<std::string>{"total_person", "frames_with_person", "total_dog",
+                                                   "frames_with_dog", "total_zebra", "frames_with_zebra"}));
+  EXPECT_EQ(number(s, "total_zebra"), 4);
+  EXPECT_EQ(number(s, "frames_with_zebra"), 2);
+  EXPECT_EQ(s.top_classes, (std::vector<std::string>{"zebra", "person"}));
+}
+
+TEST(DetectOptions, AreCheckedBeforeAnythingRuns) {
+  const std::vector<std::string> job{"stats", "detect.cam@5fps"};
+  detect_options d;
+  EXPECT_EQ(check_detect_options(d, {"stats"}), "");  // none given
+  d.classes = {"face"};
+  EXPECT_EQ(check_detect_options(d, job), "");
+  EXPECT_NE(check_detect_options(d, {"stats"}).find("no detect analyzer"), std::string::npos);
+  d.classes = {"unicorn"};
+  EXPECT_NE(check_detect_options(d, job).find("'unicorn'"), std::string::npos);
+  d.classes = {"anything"};  // with a model, classes are its names: checked when it loads
+  d.model.network = "blob:" + std::string(64, 'a') + "/yolo.cfg";
+  EXPECT_NE(check_detect_options(d, job).find("names file"), std::string::npos);
+  d.model.names = "/models/coco.names";
+  EXPECT_EQ(check_detect_options(d, job), "");
+  for (auto bad : {std::pair<uint32_t, uint32_t>{0, 416}, {416, max_dnn_input + 1}}) {
+    auto x = d;
+    x.model.width = bad.first;
+    x.model.height = bad.second;
+    EXPECT_NE(check_detect_options(x, job).find("input size"), std::string::npos);
+  }
+  auto x = d;
+  x.model.scale = 0;
+  EXPECT_NE(check_detect_options(x, job).find("scale"), std::string::npos);
+  x = d;
+  x.model.mean = {1, 2};
+  EXPECT_NE(check_detect_options(x, job).find("mean"), std::string::npos);
+  x = d;
+  x.model.threshold = 1.5;
+  EXPECT_NE(check_detect_options(x, job).find("threshold"), std::string::npos);
+  x = d;
+  x.model.nms = 0;
+  EXPECT_NE(check_detect_options(x, job).find("NMS"), std::string::npos);
+  detect_options weights_alone;
+  weights_alone.model.weights = "/m/yolo.weights";
+  EXPECT_NE(check_detect_options(weights_alone, job).find("--detect-model"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace framehive::analysis
+
+namespace framehive::analysis {
+
+TEST(Catalog, ClipsTakeEveryFrameAndSummarizeTheirClipsAndDigest) {
+  EXPECT_FALSE(parse_analyzer("clips/2"));
+  EXPECT_FALSE(parse_analyzer("clips@5fps"));
+  const auto plain = parse_analyzer("clips", 10);  // --stride does not apply either
+  ASSERT_TRUE(plain);
+  EXPECT_TRUE(plain->take.takes_all());
+  std::vector<stored_frame> frames{
+      {0, {{"changed", 0.0}, {"ms", 1.0}}},
+      {1, {{"changed", 0.2}, {"in_clip", true}, {"ms", 1.0}}},
+      {2,
+       {{"changed", 0.2},
+        {"in_clip", true},
+        {"clip",
+         {{"index", 0}, {"start_frame", 1}, {"end_frame", 2}, {"start_s", 0.04}, {"end_s", 0.08},
+          {"artifact", "clip_000.mp4"}}},
+        {"ms", 1.0}}},
+      {3, {{"changed", 0.0}, {"clips", 1}, {"digest", "digest.mp4"}, {"ms", 1.0}}},
+  };
+  const auto s = summarize("clips", frames);
+  ASSERT_EQ(s.segments.size(), 1u);
+  EXPECT_EQ(s.segments[0].start_frame, 1);
+  EXPECT_EQ(s.segments[0].end_frame, 2);
+  EXPECT_EQ(s.paths, (std::vector<std::string>{"clip_000.mp4", "digest.mp4"}));
+  EXPECT_TRUE(s.error.empty());
+  // The summary text keeps it all, the error included.
+  auto failed = s;
+  failed.error = "clips: disk full";
+  analyzer_summary back;
+  ASSERT_TRUE(summary_from_text(summary_to_text(failed), back));
+  EXPECT_EQ(back.error, "clips: disk full");
+  EXPECT_EQ(back.paths, failed.paths);
+}
+
 }  // namespace framehive::analysis
