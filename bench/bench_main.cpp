@@ -1033,7 +1033,7 @@ int main(int argc, char** argv) {
   key("rss_growth_10min_vs_1min", growth, "<= 1.1", growth <= 1.1);
   key("schedule_10k_s", sc.schedule_s > 0 ? sc.schedule_s : -1, "<= 10", sc.schedule_s > 0 && sc.schedule_s <= 10);
   key("submit_reply_10k_s", sc.submit_reply_s, "<= 0.1", sc.submit_reply_s <= 0.1);
-  key("realtime_factor", sp.realtime_factor, "", true);
+  key("sports_realtime_factor", sp.realtime_factor, "", true);
   ingest_keys(ingest, key);
   key("ratio_vs_naive_N4_stats", fps_of("framehive", "stats", 4) / std::max(1e-9, fps_of("naive", "stats", 4)), "",
       true);
