@@ -479,21 +479,31 @@ void flush(consumer_self self) {
       s.since_checkpoint = 0;
     }
   }
-  pending_batch b;
-  b.durable = durable;
-  b.id = s.next_batch_id++;
-  b.last_seq = s.building_last_seq;
-  b.batch = s.building;
-  // Frames between this batch's results that the sampling skipped are
-  // accounted for too: the ring hands the consumer every frame it takes.
-  // A frame index seen twice (a decoder resumed on a file with duplicate
-  // timestamps numbers frames by timestamp) must not fall outside the range.
-  b.batch.covered_from = std::min(s.covered_next, s.building.frames.front().frame);
-  b.batch.covered_through = std::max(s.covered_next - 1, s.building.frames.back().frame);
-  s.covered_next = b.batch.covered_through + 1;
+  // One take() of a holding analyzer may settle more frames than a batch
+  // holds (a clip closing settles its padding): they leave as several
+  // batches, and only the last one ends at the checkpoint.
+  std::vector<frame_result> frames = std::move(s.building.frames);
+  const std::size_t per = std::max<std::size_t>(1, s.task.batch_frames);
+  for (std::size_t at = 0; at < frames.size(); at += per) {
+    const bool last = at + per >= frames.size();
+    pending_batch b;
+    b.durable = last && durable;
+    b.id = s.next_batch_id++;
+    b.last_seq = s.building_last_seq;  // used only when durable: the last part's end
+    b.batch = s.building;
+    b.batch.frames.assign(frames.begin() + static_cast<std::ptrdiff_t>(at),
+                          frames.begin() + static_cast<std::ptrdiff_t>(std::min(at + per, frames.size())));
+    // Frames between this batch's results that the sampling skipped are
+    // accounted for too: the ring hands the consumer every frame it takes.
+    // A frame index seen twice (a decoder resumed on a file with duplicate
+    // timestamps numbers frames by timestamp) must not fall outside the range.
+    b.batch.covered_from = std::min(s.covered_next, b.batch.frames.front().frame);
+    b.batch.covered_through = std::max(s.covered_next - 1, b.batch.frames.back().frame);
+    s.covered_next = b.batch.covered_through + 1;
+    s.unacked.push_back(std::move(b));
+    send_batch(self, s.unacked.back().id);
+  }
   s.building.frames.clear();
-  s.unacked.push_back(std::move(b));
-  send_batch(self, s.unacked.back().id);
 }
 
 void tick_again(consumer_self self) {

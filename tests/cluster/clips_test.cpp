@@ -217,3 +217,18 @@ TEST_F(Clips, ClipsTakeEveryFrameAndAFailureStopsOnlyTheClips) {
   EXPECT_NE(clips["error"].get<std::string>().find("clips at frame 120"), std::string::npos) << a.dump();
   EXPECT_TRUE(clips["clips"].empty()) << a.dump();
 }
+
+TEST_F(Clips, PaddingLongerThanABatchSettlesInSeveralBatchesAndStaysExact) {
+  // 2 s of padding at 25 fps: a clip closing settles 50+ frames at once,
+  // more than a result batch may hold (the node refuses batches above 4 x
+  // its batch size): they must leave as several batches.
+  start_cluster({"n1"}, {"--analyzers.clips-padding-s=2", "--analyzers.clips-merge-gap-s=0.5",
+                         "--analyzers.clips-min-length-s=0.3"});
+  const auto source = make_activity_clip("long-pad.mp4", 300, {{100, 149}});
+  const auto job = submit(source + " --analyzers clips");
+  ASSERT_EQ(wait_job(job, std::chrono::seconds(60)), "done");
+  expect_exact_clips(job, source, {{50, 199}});
+  expect_every_frame_once(job, 300);
+  const auto log = run_command("cat '" + (dir_ / "n1.log").string() + "'").out;
+  EXPECT_EQ(log.find("rejected a clips result batch"), std::string::npos) << "a batch too big for the node";
+}
