@@ -110,7 +110,9 @@ run_job() {
   job=$(cli submit --node-visible "$match" --analyzers "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"])')
   cli status "$job" >/dev/null
   for _ in $(seq 1 36000); do
-    state=$(cli status "$job" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+    # A coordinator that is gone ends the benchmark instead of a silent wait.
+    state=$(cli status "$job" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])') ||
+      { say "cannot read the state of job $job"; return 1; }
     [[ $state == done ]] && { echo "$job"; return 0; }
     [[ $state == failed || $state == cancelled ]] && { say "job $job $state"; return 1; }
     sleep 0.1
