@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "analysis/result_keys.hpp"
+#include "common/text.hpp"
 
 namespace framehive::analysis {
 
@@ -366,17 +367,7 @@ namespace {
 
 /// Digits only, as a number up to `max`; nullopt if not that.
 std::optional<uint64_t> whole_number(std::string_view digits, uint64_t max) {
-  if (digits.empty() || digits.size() > 12)
-    return std::nullopt;
-  uint64_t n = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9')
-      return std::nullopt;
-    n = n * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (n > max)
-    return std::nullopt;
-  return n;
+  return decimal_number(digits, max);
 }
 
 /// "N" of "@Nfps" (N with up to sample_fps_decimals decimals) as a reduced fraction.

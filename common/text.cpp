@@ -57,4 +57,19 @@ std::string printable_utf8(std::string_view bytes) {
   return out;
 }
 
+std::optional<uint64_t> decimal_number(std::string_view digits, uint64_t max) {
+  constexpr std::size_t max_digits = 19;  // 10^19 - 1 fits 64 bits
+  if (digits.empty() || digits.size() > max_digits)
+    return std::nullopt;
+  uint64_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (n > max)
+    return std::nullopt;
+  return n;
+}
+
 }  // namespace framehive

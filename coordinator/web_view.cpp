@@ -134,16 +134,7 @@ std::optional<uint64_t> job_id_of(std::string_view uri) {
   constexpr std::string_view prefix = "/api/jobs/";
   if (uri.substr(0, prefix.size()) != prefix)
     return std::nullopt;
-  const std::string_view digits = uri.substr(prefix.size());
-  if (digits.empty() || digits.size() > 19)
-    return std::nullopt;
-  uint64_t id = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9')
-      return std::nullopt;
-    id = id * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return id;
+  return decimal_number(uri.substr(prefix.size()));
 }
 
 int log_civetweb(const mg_connection*, const char* message) {

@@ -146,15 +146,13 @@ class headless_browser {
   /// Waits for the leader to end without reaping it: its pid, and so its
   /// process group id, stays ours until stop() has signalled the group.
   bool ended_within(std::chrono::seconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      siginfo_t info{};
-      if (waitid(P_PID, static_cast<id_t>(process_.pid()), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-          info.si_pid == process_.pid())
-        return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
+    return wait_until(
+        [&] {
+          siginfo_t info{};
+          return waitid(P_PID, static_cast<id_t>(process_.pid()), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                 info.si_pid == process_.pid();
+        },
+        timeout);
   }
 
   void stop() {
