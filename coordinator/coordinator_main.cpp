@@ -5,7 +5,7 @@
 //                         [--tls.ca=FILE --tls.cert=FILE --tls.key=FILE] [--insecure]
 //                         [--limits.max-inputs-per-job=N ...] [--log-format=text|json]
 //                         [--metrics.port=9464] [--metrics.bind=127.0.0.1]
-//                         [--web.port=9470] [--web.bind=127.0.0.1]
+//                         [--web.port=9470] [--web.bind=127.0.0.1]   (beyond loopback: HTTPS, needs --tls.*)
 //   framehive-coordinator --config-file=configs/coordinator.ini
 //
 // Protected mode: without TLS material it listens on 127.0.0.1 only, whatever
@@ -60,7 +60,9 @@ struct coordinator_config : caf::actor_system_config {
         .add(metrics.bind, "bind", "address of the Prometheus endpoint (127.0.0.1: this machine only)");
     opt_group{custom_options_, "web"}
         .add(web.port, "port", "port of the web view / and its JSON API /api/ (0: none)")
-        .add(web.bind, "bind", "address of the web view (loopback only: 127.0.0.1)");
+        .add(web.bind, "bind",
+             "address of the web view (127.0.0.1: plain HTTP, this machine only; any other address: HTTPS with "
+             "--tls.*, admitting only client certificates of the cluster CA)");
     framehive::configure_network(*this);
   }
 
@@ -200,14 +202,15 @@ int main(int argc, char** argv) {
   std::unique_ptr<framehive::web_view> web;
   if (cfg.web.port != 0) {
     auto web_options = cfg.web;
-    web_options.tls = cfg.tls.enabled();
+    web_options.certificates = cfg.tls;  // used beyond loopback only
     auto w = framehive::web_view::start(
         web_options, framehive::ask_coordinator(sys, coord, std::chrono::seconds(3)));
     if (!w) {
       spdlog::error("coordinator: {}; running without the web view (set --web.port, --web.bind)", w.error());
     } else {
       web = std::move(*w);
-      spdlog::info("coordinator: web view on http://{}:{}/", cfg.web.bind, web->port());
+      spdlog::info("coordinator: web view on {}://{}:{}/{}", web->scheme(), cfg.web.bind, web->port(),
+                   web->tls() ? " (client certificates of the cluster CA only)" : "");
     }
   }
   const int sig = framehive::wait_for_shutdown_signal();

@@ -83,47 +83,51 @@ const char* reason_phrase(int status) {
   }
 }
 
+/// One answer: its status (civetweb's handler returns it) and its bytes.
+struct reply {
+  int status = 500;
+  std::string bytes;  ///< status line, headers and body
+};
+
 /// The whole response, then the connection closes (no keep-alive: a poll a
 /// second does not need it, and a thread is never held by an idle browser).
-int respond(mg_connection* conn, int status, std::string_view type, std::string_view body) {
+/// The same bytes over HTTP (civetweb) and HTTPS (web_tls).
+reply respond(int status, std::string_view type, std::string_view body) {
   // Only the API is fetched, only from this origin; no frame may embed the page.
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\n"
-            "Content-Type: %.*s\r\n"
-            "Content-Length: %zu\r\n"
-            "Cache-Control: no-store\r\n"
-            "X-Content-Type-Options: nosniff\r\n"
-            "X-Frame-Options: DENY\r\n"
-            "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "
-            "style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'\r\n"
-            "Connection: close\r\n\r\n",
-            status, reason_phrase(status), static_cast<int>(type.size()), type.data(), body.size());
-  mg_write(conn, body.data(), body.size());
-  return status;
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n";
+  out += "Content-Type: " + std::string(type) + "\r\n";
+  out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  out +=
+      "Cache-Control: no-store\r\n"
+      "X-Content-Type-Options: nosniff\r\n"
+      "X-Frame-Options: DENY\r\n"
+      "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "
+      "style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'\r\n"
+      "Connection: close\r\n\r\n";
+  out.append(body);
+  return {status, std::move(out)};
 }
 
-int respond_json(mg_connection* conn, int status, const nlohmann::json& j) {
-  return respond(conn, status, "application/json; charset=utf-8", cli::dump(j, -1));
+reply respond_json(int status, const nlohmann::json& j) {
+  return respond(status, "application/json; charset=utf-8", cli::dump(j, -1));
 }
 
-int respond_error(mg_connection* conn, int status, const std::string& message) {
-  return respond_json(conn, status, {{"error", printable_utf8(message)}});
+reply respond_error(int status, const std::string& message) {
+  return respond_json(status, {{"error", printable_utf8(message)}});
 }
 
 template <class T>
-int respond_query(mg_connection* conn, const query_result<T>& r) {
+reply respond_query(const query_result<T>& r) {
   if (r)
-    return respond_json(conn, 200, cli::to_json(*r));
-  return respond_error(conn, r.error().kind == query_failure::not_found ? 404 : 503, r.error().message);
+    return respond_json(200, cli::to_json(*r));
+  return respond_error(r.error().kind == query_failure::not_found ? 404 : 503, r.error().message);
 }
 
 /// The Host header names this machine: an address of 127.0.0.0/8 or
 /// localhost, with any port. Anything else is a page of another site whose
 /// name was made to resolve to 127.0.0.1 (DNS rebinding) reading the cluster.
-bool is_local_host_header(const char* host) {
-  if (host == nullptr)
-    return false;  // HTTP/1.1 requires it; browsers always send it
-  std::string h(host);
+bool is_local_host_header(const std::string& host) {
+  std::string h = host;  // empty when missing: HTTP/1.1 requires it, browsers always send it
   if (const auto colon = h.rfind(':'); colon != std::string::npos)
     h.resize(colon);
   return h == "localhost" || is_loopback_ipv4(h);
@@ -142,23 +146,42 @@ int log_civetweb(const mg_connection*, const char* message) {
   return 1;  // logged here: civetweb writes nothing itself
 }
 
-/// Debian 12's civetweb (1.15+dfsg-4) is built to load OpenSSL at run time
-/// with OpenSSL 1.1's symbol table. OpenSSL 3 (bookworm's only libssl) no
-/// longer exports SSL_get_peer_certificate, so TLS initialisation fails
-/// (mg_init_library(MG_FEATURES_TLS) answers 0) and yet an "s" port starts:
-/// the first HTTPS connection calls the missing symbol through a null
-/// pointer and kills the process. Plain HTTP beyond loopback would show the
-/// cluster to anyone on the network, so there is no web view there at all.
-std::string refuse_beyond_loopback(const web_options& o) {
-  std::string out = "web view: not starting on " + o.bind + ":" + std::to_string(o.port) +
-                    ": beyond loopback it must be HTTPS with the cluster's certificates";
-  if (!o.tls)
-    out += " (and this coordinator has none: --tls.ca, --tls.cert, --tls.key)";
-  out += ", which this build cannot serve: Debian 12's civetweb 1.15 expects OpenSSL 1.1 "
-         "(SSL_get_peer_certificate is gone from OpenSSL 3) and would crash on the first HTTPS request. "
-         "Use --web.bind=127.0.0.1 and, from another machine, an SSH tunnel: ssh -L " +
-         std::to_string(o.port) + ":127.0.0.1:" + std::to_string(o.port) + " COORDINATOR-HOST";
-  return out;
+/// Whether the Host header is checked: on loopback it is, against DNS
+/// rebinding. Over the mutual-TLS port it is not needed: a browser sends a
+/// request there only after it verified that the server's certificate names
+/// the host in the URL (the coordinator's name, issued by the cluster CA),
+/// so a page of another site whose name was made to resolve to the
+/// coordinator fails the handshake; and only holders of a client
+/// certificate of the cluster CA get that far.
+enum class host_check : uint8_t { loopback_names_only, none };
+
+/// The routes, for civetweb (plain HTTP, loopback) and web_tls (HTTPS).
+reply route(web_queries& queries, const http_request& req, host_check check) {
+  if (check == host_check::loopback_names_only && !is_local_host_header(req.host))
+    return respond_error(403, "the Host header must name this machine (127.0.0.1 or localhost)");
+  if (req.method != "GET")
+    return respond_error(405, "the web view is read-only");
+  const std::string_view uri = req.path;
+  if (uri == "/" || uri == "/index.html")
+    return respond(200, "text/html; charset=utf-8", page);
+  if (uri == "/api/status")
+    return respond_query(queries.status());
+  if (uri == "/api/tree")
+    return respond_query(queries.tree());
+  if (uri == "/api/nodes")
+    return respond_query(queries.nodes());
+  if (const auto id = job_id_of(uri))
+    return respond_query(queries.job(*id));
+  return respond_error(404, "no such page: " + req.path);
+}
+
+/// Beyond loopback the view is HTTPS with the cluster's certificates; plain
+/// HTTP there would show the cluster to anyone on the network.
+std::string refuse_without_certificates(const web_options& o) {
+  return "web view: not starting on " + o.bind + ":" + std::to_string(o.port) +
+         ": beyond loopback it must be HTTPS with the cluster's certificates, and this coordinator has none. "
+         "Pass --tls.ca=DIR/ca.crt --tls.cert=DIR/NAME.crt --tls.key=DIR/NAME.key (framehive certs init DIR; "
+         "framehive certs issue DIR NAME --role coordinator), or use --web.bind=127.0.0.1";
 }
 
 }  // namespace
@@ -177,11 +200,29 @@ result<std::unique_ptr<web_view>, std::string> web_view::start(const web_options
                                                                std::unique_ptr<web_queries> queries) {
   if (o.port == 0)
     return std::string("web view: port 0 means no web view");
-  if (!is_loopback_ipv4(o.bind))
-    return refuse_beyond_loopback(o);
+  if (in_addr a{}; inet_pton(AF_INET, o.bind.c_str(), &a) != 1)
+    return "web view: not starting on " + o.bind + ": not an IPv4 address (an address is bound, not a name)";
   std::unique_ptr<web_view> v(new web_view);
   v->queries_ = std::move(queries);
   v->bind_ = o.bind;
+  if (!is_loopback_ipv4(o.bind)) {
+    if (!o.certificates.enabled())
+      return refuse_without_certificates(o);
+    web_queries* q = v->queries_.get();  // outlives tls_: destroyed after it
+    auto server = web_tls_server::start(o.bind, o.port, o.certificates, [q](const http_request& req) {
+      try {
+        return route(*q, req, host_check::none).bytes;
+      } catch (const std::exception& e) {
+        spdlog::error("web view: {}", e.what());
+        return respond_error(500, "internal error").bytes;
+      }
+    });
+    if (!server)
+      return "web view on https://" + o.bind + ":" + std::to_string(o.port) + "/: " + server.error();
+    v->port_ = (*server)->port();
+    v->tls_ = std::move(*server);
+    return v;
+  }
   const std::string listen = o.bind + ":" + std::to_string(o.port);
   // A few threads: a browser polls three URLs a second, and each request
   // holds its thread at most for its query's deadline.
@@ -203,39 +244,26 @@ result<std::unique_ptr<web_view>, std::string> web_view::start(const web_options
 }
 
 web_view::~web_view() {
+  tls_.reset();  // joins its threads, each bounded by its deadlines
   if (ctx_ != nullptr)
     mg_stop(ctx_);
 }
 
 int web_view::on_request(mg_connection* conn, void* self) {
+  reply r;
   try {
-    return static_cast<web_view*>(self)->serve(conn);
+    const mg_request_info* info = mg_get_request_info(conn);
+    const char* host = mg_get_header(conn, "Host");
+    const http_request req{info->request_method ? info->request_method : "",
+                           info->local_uri ? info->local_uri : "", host ? host : ""};
+    r = route(*static_cast<web_view*>(self)->queries_, req, host_check::loopback_names_only);
   } catch (const std::exception& e) {
     // A C library's thread: nothing may unwind through it.
     spdlog::error("web view: {}", e.what());
-    return respond_error(conn, 500, "internal error");
+    r = respond_error(500, "internal error");
   }
-}
-
-int web_view::serve(mg_connection* conn) {
-  const mg_request_info* req = mg_get_request_info(conn);
-  const std::string_view method = req->request_method ? req->request_method : "";
-  const std::string_view uri = req->local_uri ? req->local_uri : "";
-  if (!is_local_host_header(mg_get_header(conn, "Host")))
-    return respond_error(conn, 403, "the Host header must name this machine (127.0.0.1 or localhost)");
-  if (method != "GET")
-    return respond_error(conn, 405, "the web view is read-only");
-  if (uri == "/" || uri == "/index.html")
-    return respond(conn, 200, "text/html; charset=utf-8", page);
-  if (uri == "/api/status")
-    return respond_query(conn, queries_->status());
-  if (uri == "/api/tree")
-    return respond_query(conn, queries_->tree());
-  if (uri == "/api/nodes")
-    return respond_query(conn, queries_->nodes());
-  if (const auto id = job_id_of(uri))
-    return respond_query(conn, queries_->job(*id));
-  return respond_error(conn, 404, "no such page: " + std::string(uri));
+  mg_write(conn, r.bytes.data(), r.bytes.size());
+  return r.status;
 }
 
 }  // namespace framehive

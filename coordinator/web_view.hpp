@@ -9,21 +9,24 @@
 //   GET /api/tree         the live actor tree    (`framehive tree --json`)
 //   GET /api/nodes        nodes and refusals     (`framehive nodes --json`)
 //
-// Served by civetweb on its own threads. Each request asks the coordinator
+// Where: on loopback (127.0.0.0/8) plain HTTP, served by civetweb. Beyond
+// loopback HTTPS only, with the cluster's certificates and a client
+// certificate of the cluster CA required, served by our own TLS server
+// (coordinator/web_tls.hpp; Debian 12's civetweb cannot do HTTPS with
+// OpenSSL 3); without the certificates start() refuses. Both answer with
+// the same routes, on their own threads. Each request asks the coordinator
 // actor through the typed query messages with a deadline, so a slow or dead
-// coordinator costs an HTTP 503, never a civetweb thread. The JSON is
+// coordinator costs an HTTP 503, never a server thread. The JSON is
 // cli/render's, the one place the query replies become text.
-//
-// Plain HTTP on loopback only: beyond loopback the view would have to be
-// HTTPS with the cluster's certificates, and Debian 12's civetweb cannot serve
-// HTTPS (see refuse_beyond_loopback in web_view.cpp), so start() refuses.
 
 #include <cstdint>
 #include <memory>
 #include <string>
 
 #include "actors/messages.hpp"
+#include "common/identity.hpp"
 #include "common/result.hpp"
+#include "coordinator/web_tls.hpp"
 
 struct mg_context;
 struct mg_connection;
@@ -34,9 +37,16 @@ inline constexpr uint16_t default_web_port = 9470;
 
 /// Where the coordinator serves the web view ([web] in coordinator.ini).
 struct web_options {
-  std::string bind = "127.0.0.1";  ///< an IPv4 address in 127.0.0.0/8
+  std::string bind = "127.0.0.1";  ///< an IPv4 address; beyond 127.0.0.0/8 the view is HTTPS
   uint16_t port = 0;               ///< 0: no web view
-  bool tls = false;                ///< the coordinator has the cluster's certificates (only for the refusal's text)
+  /// Not read any more (the certificates below decide); kept so that the
+  /// `{bind, port, tls}` initialisers of tests/coordinator/web_view_test.cpp
+  /// still compile. Remove it with them.
+  bool tls = false;
+  /// The cluster's TLS files (--tls.ca/.cert/.key): required beyond loopback,
+  /// where the view is HTTPS with this certificate and admits only clients
+  /// with a certificate of this CA. Not used on loopback.
+  tls_files certificates{};
 };
 
 /// Why a query has no answer, as HTTP tells it.
@@ -75,8 +85,10 @@ bool is_loopback_ipv4(const std::string& address);
 /// in flight (each bounded by its query's deadline).
 class web_view {
  public:
-  /// Listens on `o.bind`:`o.port`. Refused: port 0, an address beyond
-  /// loopback, a port taken; the error names the address and the cause.
+  /// Listens on `o.bind`:`o.port`: HTTP on loopback, HTTPS (mutual TLS)
+  /// beyond. Refused: port 0, an address beyond loopback without
+  /// `o.certificates`, unusable certificates, a port taken; the error names
+  /// the address and the cause.
   static result<std::unique_ptr<web_view>, std::string> start(const web_options& o,
                                                               std::unique_ptr<web_queries> queries);
   ~web_view();
@@ -85,16 +97,20 @@ class web_view {
 
   /// The port it listens on.
   uint16_t port() const { return port_; }
+  /// "https" beyond loopback, "http" on it.
+  const char* scheme() const { return tls_ ? "https" : "http"; }
+  /// Whether it is the HTTPS view (mutual TLS).
+  bool tls() const { return tls_ != nullptr; }
 
  private:
   web_view() = default;
   static int on_request(mg_connection* conn, void* self);
-  int serve(mg_connection* conn);
 
   std::unique_ptr<web_queries> queries_;
   std::string bind_;
   uint16_t port_ = 0;
-  mg_context* ctx_ = nullptr;
+  mg_context* ctx_ = nullptr;            ///< on loopback
+  std::unique_ptr<web_tls_server> tls_;  ///< beyond loopback; stopped before queries_ goes
 };
 
 }  // namespace framehive

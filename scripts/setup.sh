@@ -16,6 +16,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   prometheus-cpp-dev
   python3 procps iproute2 util-linux
+  curl  # HTTP(S) client of the metrics and web view tests (WebTls.* presents client certificates)
   chromium  # headless, for the web view's real-browser test (WebView.*)
 )
 

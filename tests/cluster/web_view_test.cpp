@@ -2,8 +2,9 @@
 // coordinator and a node run a paced job while headless Chromium loads the
 // page; the DOM it rendered shows the node, the running video with a progress
 // between 0 and 100 and the actor tree. The JSON API parses, both /metrics
-// endpoints count the job's frames, and an address beyond loopback or a port
-// taken costs the view, never the coordinator.
+// endpoints count the job's frames, and an address beyond loopback without
+// the cluster's certificates or a port taken costs the view, never the
+// coordinator. The HTTPS view beyond loopback: tests/cluster/web_tls_test.cpp.
 
 #include <signal.h>
 #include <sys/socket.h>
@@ -331,7 +332,9 @@ TEST_F(WebView, ABrowserShowsTheNodesTheRunningVideoItsProgressAndTheTree) {
   EXPECT_TRUE(browser.leftovers().empty());
 }
 
-TEST_F(WebView, AnAddressBeyondLoopbackIsRefusedAndTheCoordinatorRunsOn) {
+TEST_F(WebView, AnAddressBeyondLoopbackWithoutCertificatesIsRefusedAndTheCoordinatorRunsOn) {
+  // No TLS files: beyond loopback the view would be plain HTTP, so it is refused
+  // (nothing is ever sent to 0.0.0.0: the check is that nothing listens on loopback).
   pick_ports();
   coordinator_flags_ = {"--web.port=" + std::to_string(web_port_), "--web.bind=0.0.0.0", "--metrics.port=0"};
   start_coordinator();
@@ -339,7 +342,12 @@ TEST_F(WebView, AnAddressBeyondLoopbackIsRefusedAndTheCoordinatorRunsOn) {
   ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)))
       << "the coordinator did not run on";
   EXPECT_TRUE(file_contains(dir_ / "coordinator.log", "web view: not starting on 0.0.0.0:" + std::to_string(web_port_)));
+  // The refusal says what to pass.
+  EXPECT_TRUE(file_contains(dir_ / "coordinator.log", "must be HTTPS with the cluster's certificates"));
+  EXPECT_TRUE(file_contains(dir_ / "coordinator.log",
+                            "--tls.ca=DIR/ca.crt --tls.cert=DIR/NAME.crt --tls.key=DIR/NAME.key"));
   EXPECT_TRUE(file_contains(dir_ / "coordinator.log", "running without the web view"));
+  EXPECT_EQ(cli_json("nodes --json")["nodes"].size(), 1u) << "the coordinator stopped serving the cluster";
   EXPECT_EQ(http_get(web_port_, "/").status, 0) << "something listens on the refused web port";
 }
 
