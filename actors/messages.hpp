@@ -217,7 +217,10 @@ typename Inspector::result_type inspect(Inspector& f, video_report& x) {
 
 // -- results ------------------------------------------------------------------------------
 
-/// One analyzer's result for one frame; `data` is a JSON object.
+/// One analyzer's result for one frame. `data` is the result's compact
+/// stored form (analysis/result_codec.hpp: typed members, no JSON text); the
+/// frame's time is pts x the batch's time_base. Small results (a `stats`
+/// frame is 15 bytes) fit the string's own buffer: no allocation per frame.
 struct frame_result {
   int64_t frame = 0;
   int64_t pts = 0;

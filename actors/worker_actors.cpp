@@ -11,6 +11,7 @@
 
 #include "actors/guard.hpp"
 #include "analysis/analyzer.hpp"
+#include "analysis/result_codec.hpp"
 #include "analysis/result_keys.hpp"
 #include "common/backoff.hpp"
 #include "common/clock.hpp"
@@ -371,13 +372,12 @@ void consume_frame(consumer_state& s, const shm::frame_view& v) {
   const uint64_t t0 = monotonic_ns();
   auto r = analyse(s, v, t);
   r[analysis::keys::ms] = static_cast<double>(monotonic_ns() - t0) / ns_per_ms;
-  r[analysis::keys::t] = t;
   if (s.building.frames.empty())
     s.building_since = t0;
   s.building.time_base = tb;
-  // Results are bytes (paths, exception texts): invalid UTF-8 is replaced, never thrown.
-  s.building.frames.push_back(
-      frame_result{v.frame_index, v.pts, r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+  // The compact stored form (its time is pts x time base, not a member);
+  // strings are kept as bytes: a path's bytes reach the user as they are.
+  s.building.frames.push_back(frame_result{v.frame_index, v.pts, analysis::encode_result(r)});
   s.building_last_seq = v.seq;
   s.position = v.frame_index + 1;
   ++s.processed;
@@ -393,11 +393,9 @@ void add_settled(consumer_state& s) {
     const auto h = s.held.front();
     s.held.pop_front();
     r.result[analysis::keys::ms] = h.ms;
-    r.result[analysis::keys::t] = h.t;
     if (s.building.frames.empty())
       s.building_since = monotonic_ns();
-    s.building.frames.push_back(frame_result{
-        h.frame, h.pts, r.result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+    s.building.frames.push_back(frame_result{h.frame, h.pts, analysis::encode_result(r.result)});
     s.building_last_seq = h.seq;
     ++s.processed;
     ++s.since_checkpoint;

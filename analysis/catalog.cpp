@@ -535,7 +535,7 @@ std::vector<segment> motion_segments(const std::vector<stored_frame>& frames, do
   for (const auto& f : frames) {
     if (num(f.data, keys::fg) < threshold)
       continue;
-    const double t = num(f.data, keys::t);
+    const double t = f.t;
     if (!raw.empty() && t - raw.back().end_s <= max_gap_s) {
       raw.back().end_frame = f.frame;
       raw.back().end_s = t;
@@ -613,20 +613,19 @@ void add_boxes(const nlohmann::json& boxes, frame_record& r) {
 
 }  // namespace
 
-frame_record to_record(int64_t frame, int64_t pts, const std::string& data) {
+frame_record to_record(int64_t frame, int64_t pts, double t, const nlohmann::json& j) {
   frame_record r;
   r.frame = frame;
   r.pts = pts;
-  // Without exceptions: text that is not JSON (or not valid UTF-8) is discarded, not thrown.
-  const auto j = nlohmann::json::parse(data, nullptr, /*allow_exceptions=*/false);
+  r.t = t;
   if (!j.is_object())
     return r;
   r.quarantined = flag(j, keys::quarantined);
   for (const auto& [key, value] : j.items()) {
-    if (key == keys::quarantined) {
-      continue;  // read above, as a flag only
-    } else if (key == keys::ms || key == keys::t) {
-      (key == keys::ms ? r.ms : r.t) = value.is_number() ? value.get<double>() : 0;
+    if (key == keys::quarantined || key == keys::t) {
+      continue;  // read above, as a flag only; the time is pts x time base, never a member
+    } else if (key == keys::ms) {
+      r.ms = value.is_number() ? value.get<double>() : 0;
     } else if (key == keys::boxes) {
       add_boxes(value, r);
     } else if (value.is_number()) {

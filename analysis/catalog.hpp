@@ -22,10 +22,12 @@
 
 namespace framehive::analysis {
 
-/// One stored per-frame result (the JSON object the analyzer returned, plus "ms" and "t").
+/// One stored per-frame result: the object the analyzer returned plus "ms"
+/// (analysis/result_codec.hpp decodes it), and the frame's time.
 struct stored_frame {
   int64_t frame = 0;
   nlohmann::json data;
+  double t = 0;  ///< seconds since the start of the video: pts x time base
 };
 
 /// One analyzer kind.
@@ -101,10 +103,10 @@ int64_t decode_start(int64_t start_frame, const std::vector<std::string>& analyz
 analyzer_summary summarize(const std::string& analyzer, const std::vector<stored_frame>& frames,
                            const sampling& take = {});
 
-/// A stored per-frame result (JSON object text as the consumer sent it) as a
-/// typed record. Text that is not a JSON object gives a record with only
-/// frame and pts; it never throws.
-frame_record to_record(int64_t frame, int64_t pts, const std::string& data);
+/// A stored per-frame result (its decoded object, see result_codec.hpp) as a
+/// typed record at time `t`. Members of unexpected types are left out; it
+/// never throws.
+frame_record to_record(int64_t frame, int64_t pts, double t, const nlohmann::json& data);
 
 /// A summary as text for the job store, and back (false if `text` is not one).
 std::string summary_to_text(const analyzer_summary& s);

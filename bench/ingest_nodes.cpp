@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/messages.hpp"
+#include "analysis/result_codec.hpp"
 #include "bench/roles.hpp"
 #include "caf/io/all.hpp"
 #include "common/clock.hpp"
@@ -41,6 +42,8 @@ namespace {
 /// One video's worth of result texts per analyzer kind; frame f gets pool[f].
 constexpr int64_t pool_frames = 4096;
 constexpr double sim_fps = 25.0;
+/// pts per frame as an MP4 muxer writes them (time base 1/12800 at 25 fps): a real pts's bytes.
+constexpr int64_t pts_per_frame = 512;
 constexpr std::size_t batches_in_flight = 2;  ///< as a consumer (actors/worker_actors.cpp)
 
 struct ingest_counters {
@@ -61,7 +64,6 @@ std::vector<std::string> make_pool(const std::string& kind) {
   pool.reserve(pool_frames);
   for (int64_t f = 0; f < pool_frames; ++f) {
     nlohmann::json r;
-    const double t = static_cast<double>(f) / sim_fps;
     if (kind == "motion") {
       r = {{"fg", u(rng) * 0.2}, {"ms", 1.5 + u(rng)}};
     } else if (kind == "people") {
@@ -74,8 +76,7 @@ std::vector<std::string> make_pool(const std::string& kind) {
     } else {  // stats, and anything else
       r = {{"brightness", 90 + u(rng) * 60}, {"sharpness", 200 + u(rng) * 3000}, {"ms", 8 + u(rng) * 4}};
     }
-    r["t"] = t;
-    pool.push_back(r.dump());
+    pool.push_back(analysis::encode_result(r));  // as a consumer sends it (its time is pts x time base)
   }
   return pool;
 }
@@ -157,13 +158,13 @@ void pump(ingest_ptr self, const ingest_params& p, uint64_t video, const std::st
     b.epoch = v->second.task.epoch;
     b.analyzer = analyzer;
     b.node = self->state.node_name;
-    b.time_base = 1.0 / sim_fps;
+    b.time_base = 1.0 / (sim_fps * pts_per_frame);
     b.covered_from = s.next;
     const int64_t end = std::min(p.frames, s.next + p.batch);
     b.covered_through = end - 1;
     b.frames.reserve(static_cast<std::size_t>(end - s.next));
     for (int64_t f = s.next; f < end; ++f)
-      b.frames.push_back(frame_result{f, f, (*s.pool)[static_cast<std::size_t>(f % pool_frames)]});
+      b.frames.push_back(frame_result{f, f * pts_per_frame, (*s.pool)[static_cast<std::size_t>(f % pool_frames)]});
     const int64_t n = end - s.next;
     s.next = end;
     ++s.in_flight;

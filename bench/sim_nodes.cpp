@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/messages.hpp"
+#include "analysis/result_codec.hpp"
 #include "bench/roles.hpp"
 #include "caf/io/all.hpp"
 #include "common/clock.hpp"
@@ -89,7 +90,7 @@ sim_node_actor::behavior_type sim_node(sim_node_actor::stateful_pointer<sim_stat
         b.analyzer = t.analyzers.empty() ? "touch" : t.analyzers.front();
         b.node = self->state.node_name;
         b.time_base = 1.0 / 25;
-        b.frames.push_back(frame_result{0, 0, R"({"sum":1,"ms":0.1,"t":0})"});
+        b.frames.push_back(frame_result{0, 0, analysis::encode_result({{"sum", 1}, {"ms", 0.1}})});
         self->request(coord, std::chrono::seconds(60), std::move(b))
             .then(
                 [self, coord, c, t](batch_ack&) {

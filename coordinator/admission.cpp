@@ -1,7 +1,9 @@
 #include "coordinator/admission.hpp"
 
 #include <algorithm>
+#include <cmath>
 
+#include "analysis/result_codec.hpp"
 #include "shm/ring_layout.hpp"
 
 namespace framehive {
@@ -78,6 +80,10 @@ verdict admission::check_node(const node_info& info) const {
 verdict admission::check_batch(const result_batch& b, int64_t frame_count) const {
   if (b.frames.size() > limits_.max_frames_per_batch)
     return over("max_frames_per_batch", "frames in the batch", b.frames.size(), limits_.max_frames_per_batch);
+  if (!std::isfinite(b.time_base) || b.time_base < 0)
+    return refusal{errc::invalid_request, refusal_key::bad_batch,
+                   "batch of video " + std::to_string(b.video) + ": time base " + std::to_string(b.time_base) +
+                       " is not a number of seconds >= 0"};
   const int64_t end = frame_count > 0
                           ? std::min(max_frame_index, frame_count + frame_count_slack(frame_count))
                           : max_frame_index;
@@ -90,6 +96,12 @@ verdict admission::check_batch(const result_batch& b, int64_t frame_count) const
     if (f.data.size() > limits_.max_frame_data_bytes)
       return over("max_frame_data_bytes", "bytes in the result of frame " + std::to_string(f.frame),
                   f.data.size(), limits_.max_frame_data_bytes);
+    // Stored as sent and decoded when read: a result that does not decode is
+    // refused here, with where it breaks.
+    if (auto why = analysis::check_result(f.data); !why.empty())
+      return refusal{errc::invalid_request, refusal_key::bad_batch,
+                     "the result of frame " + std::to_string(f.frame) + " of video " + std::to_string(b.video) +
+                         " is not a stored result: " + why};
   }
   return check_coverage(b, end);
 }

@@ -9,12 +9,22 @@
 #include <filesystem>
 #include <type_traits>
 
+#include "analysis/result_codec.hpp"
+#include "analysis/result_keys.hpp"
+
 namespace framehive {
 
 namespace {
 
 // -- schema and statements ------------------------------------------------------------
 
+// Per-frame results (frame_results) are one row per (video, analyzer, frame):
+// the analyzer is its place in the job's list (0, 1, ...), the data the
+// compact form of analysis/result_codec.hpp, the nodes that produced them a
+// row per batch's node in result_nodes, and a frame's time pts x its video's
+// time base (time_bases), so a `stats` row is about 35 bytes. Databases made
+// before that have a `results` table with JSON text; open() converts it.
+//
 // Inputs are BLOBs: bytes, stored and returned exactly. Databases created
 // before that have `input TEXT`; SQLite stores what it is given in either
 // column, and rows are read as bytes, so both kinds of databases work.
@@ -39,9 +49,13 @@ CREATE TABLE IF NOT EXISTS watermarks(
 CREATE TABLE IF NOT EXISTS coverage(
   video INTEGER NOT NULL, analyzer TEXT NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
   PRIMARY KEY(video, analyzer, first));
-CREATE TABLE IF NOT EXISTS results(
-  video INTEGER NOT NULL, analyzer TEXT NOT NULL, frame INTEGER NOT NULL, pts INTEGER NOT NULL,
-  node TEXT, data TEXT NOT NULL, PRIMARY KEY(video, analyzer, frame)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS frame_results(
+  video INTEGER NOT NULL, analyzer INTEGER NOT NULL, frame INTEGER NOT NULL, pts INTEGER NOT NULL,
+  data BLOB NOT NULL, PRIMARY KEY(video, analyzer, frame)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS result_nodes(
+  video INTEGER NOT NULL, analyzer INTEGER NOT NULL, node TEXT NOT NULL,
+  PRIMARY KEY(video, analyzer, node)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS time_bases(video INTEGER PRIMARY KEY, time_base REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS summaries(
   video INTEGER NOT NULL, analyzer TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY(video, analyzer));
 CREATE TABLE IF NOT EXISTS events(
@@ -109,9 +123,12 @@ constexpr const char* sql_any_failed = "SELECT 1 FROM videos WHERE job = ? AND s
 constexpr const char* sql_any_running = "SELECT 1 FROM videos WHERE job = ? AND state = 'running' LIMIT 1";
 constexpr const char* sql_set_job_state = "UPDATE jobs SET state = ?, finished = ? WHERE id = ?";
 constexpr const char* sql_upsert_result =
-    "INSERT INTO results(video, analyzer, frame, pts, node, data) VALUES(?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT(video, analyzer, frame) DO UPDATE SET pts = excluded.pts, node = excluded.node, "
-    "data = excluded.data";
+    "INSERT INTO frame_results(video, analyzer, frame, pts, data) VALUES(?, ?, ?, ?, ?) "
+    "ON CONFLICT(video, analyzer, frame) DO UPDATE SET pts = excluded.pts, data = excluded.data";
+constexpr const char* sql_add_result_node =
+    "INSERT OR IGNORE INTO result_nodes(video, analyzer, node) VALUES(?, ?, ?)";
+constexpr const char* sql_add_time_base = "INSERT OR IGNORE INTO time_bases(video, time_base) VALUES(?, ?)";
+constexpr const char* sql_time_base = "SELECT time_base FROM time_bases WHERE video = ?";
 constexpr const char* sql_add_coverage =
     "INSERT INTO coverage(video, analyzer, first, last) VALUES(?, ?, ?, ?) "
     "ON CONFLICT(video, analyzer, first) DO UPDATE SET last = MAX(last, excluded.last)";
@@ -123,12 +140,17 @@ constexpr const char* sql_set_watermark =
     "INSERT INTO watermarks(video, analyzer, watermark) VALUES(?, ?, ?) "
     "ON CONFLICT(video, analyzer) DO UPDATE SET watermark = MAX(watermark, excluded.watermark)";
 constexpr const char* sql_watermark = "SELECT watermark FROM watermarks WHERE video = ? AND analyzer = ?";
-constexpr const char* sql_frame_data =
-    "SELECT frame, data FROM results WHERE video = ? AND analyzer = ? ORDER BY frame";
 constexpr const char* sql_frame_rows =
-    "SELECT frame, pts, data FROM results WHERE video = ? AND analyzer = ? ORDER BY frame";
+    "SELECT frame, pts, data FROM frame_results WHERE video = ? AND analyzer = ? ORDER BY frame";
 constexpr const char* sql_result_nodes =
-    "SELECT DISTINCT COALESCE(node, '') FROM results WHERE video = ? AND analyzer = ? ORDER BY 1";
+    "SELECT node FROM result_nodes WHERE video = ? AND analyzer = ? ORDER BY node";
+// Converting a database made before frame_results (see the schema).
+constexpr const char* sql_has_old_results =
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'results'";
+constexpr const char* sql_old_results =
+    "SELECT video, analyzer, frame, pts, COALESCE(node, ''), data FROM results ORDER BY video, analyzer, frame";
+constexpr const char* sql_insert_converted =
+    "INSERT OR IGNORE INTO frame_results(video, analyzer, frame, pts, data) VALUES(?, ?, ?, ?, ?)";
 constexpr const char* sql_put_summary =
     "INSERT OR REPLACE INTO summaries(video, analyzer, data) VALUES(?, ?, ?)";
 constexpr const char* sql_summary = "SELECT data FROM summaries WHERE video = ? AND analyzer = ?";
@@ -155,7 +177,9 @@ constexpr const char* sql_blob_referenced =
     "OR substr(weights, 1, 70) = CAST(?2 AS BLOB) OR substr(names, 1, 70) = CAST(?2 AS BLOB))";
 constexpr const char* sql_erase_job_rows[] = {
     "DELETE FROM artifacts WHERE job = ?",
-    "DELETE FROM results WHERE video IN (SELECT id FROM videos WHERE job = ?)",
+    "DELETE FROM frame_results WHERE video IN (SELECT id FROM videos WHERE job = ?)",
+    "DELETE FROM result_nodes WHERE video IN (SELECT id FROM videos WHERE job = ?)",
+    "DELETE FROM time_bases WHERE video IN (SELECT id FROM videos WHERE job = ?)",
     "DELETE FROM watermarks WHERE video IN (SELECT id FROM videos WHERE job = ?)",
     "DELETE FROM coverage WHERE video IN (SELECT id FROM videos WHERE job = ?)",
     "DELETE FROM summaries WHERE video IN (SELECT id FROM videos WHERE job = ?)",
@@ -289,9 +313,10 @@ class job_store::query {
     check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
   }
   void bind(int i, const char* v) { check(sqlite3_bind_text(s_, i, v, -1, SQLITE_TRANSIENT)); }
-  /// Text that outlives the step: bound without a copy.
-  void bind_static(int i, const std::string& v) {
-    check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+  /// Bytes that outlive the step: bound as a BLOB without a copy.
+  void bind_static(int i, blob v) {
+    check(sqlite3_bind_blob(s_, i, v.bytes.empty() ? "" : v.bytes.data(), static_cast<int>(v.bytes.size()),
+                            SQLITE_STATIC));
   }
 
   /// Ready to step again with the bindings kept (rebind what changes).
@@ -347,10 +372,12 @@ class job_store::query {
   int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
   double f64(int c) const { return sqlite3_column_double(s_, c); }
   /// The column's bytes exactly (TEXT or BLOB, embedded NULs included).
-  std::string bytes(int c) const {
+  std::string bytes(int c) const { return std::string(view(c)); }
+  /// The same without a copy, valid until the next step.
+  std::string_view view(int c) const {
     const void* p = sqlite3_column_blob(s_, c);
     const int n = sqlite3_column_bytes(s_, c);
-    return p ? std::string(static_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
+    return p ? std::string_view(static_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string_view();
   }
 
  private:
@@ -415,7 +442,62 @@ store_result<std::unique_ptr<job_store>> job_store::open(const std::string& dir)
   std::unique_ptr<job_store> s(new job_store(db));
   if (auto r = s->exec(schema); !r)
     return "cannot initialise " + path + ": " + r.error();
+  if (auto r = s->convert_old_results(); !r)
+    return "cannot convert the results of " + path + ": " + r.error();
   return s;
+}
+
+store_status job_store::convert_old_results() {
+  {
+    auto has = prepare(sql_has_old_results);
+    if (!has)
+      return has.error();
+    auto found = has->step();
+    if (!found)
+      return found.error();
+    if (!*found)
+      return unit{};
+  }
+  auto tx = begin();
+  if (!tx)
+    return tx.error();
+  {
+    auto rows = prepare(sql_old_results);
+    if (!rows)
+      return rows.error();
+    store_status failed = unit{};
+    auto walked = rows->each_row([&] {
+      const auto video = static_cast<uint64_t>(rows->i64(0));
+      const std::string analyzer = rows->bytes(1);
+      const int64_t frame = rows->i64(2), pts = rows->i64(3);
+      auto number = analyzer_number(video, analyzer);
+      if (!number)
+        return true;  // a row of a video or analyzer that is gone: nothing reads it
+      auto data = nlohmann::json::parse(rows->view(5), nullptr, false);
+      if (!data.is_object())
+        data = nlohmann::json::object();
+      // The frame's time becomes the video's time base (t / pts of a frame past 0).
+      if (auto t = data.find(analysis::keys::t); t != data.end()) {
+        if (t->is_number() && pts > 0 && t->get<double>() > 0)
+          if (auto r = run(sql_add_time_base, video, t->get<double>() / static_cast<double>(pts)); !r)
+            failed = r;
+        data.erase(t);
+      }
+      const std::string bytes = analysis::encode_result(data);
+      if (auto r = run(sql_insert_converted, video, *number, frame, pts, blob{bytes}); !r)
+        failed = r;
+      if (auto r = run(sql_add_result_node, video, *number, rows->bytes(4)); !r)
+        failed = r;
+      return static_cast<bool>(failed);
+    });
+    if (!walked)
+      return walked.error();
+    if (!failed)
+      return failed;
+  }
+  if (auto r = exec("DROP TABLE results"); !r)
+    return r;
+  return tx->commit();
 }
 
 job_store::~job_store() {
@@ -824,24 +906,34 @@ sampling take_of(const video_row& v, const std::string& analyzer) {
 }  // namespace
 
 store_result<int64_t> job_store::upsert(const result_batch& b) {
+  auto number = analyzer_number(b.video, b.analyzer);
+  if (!number)
+    return number.error();
   auto tx = begin();
   if (!tx)
     return tx.error();
   {
-    // One statement for the batch: the key's video, analyzer and node bound
-    // once, each frame's text bound without a copy.
+    // One statement for the batch: the key's video and analyzer bound once,
+    // each frame's bytes bound without a copy.
     auto q = prepare(sql_upsert_result);
     if (!q)
       return q.error();
-    q->bind_all(b.video, b.analyzer, int64_t{0}, int64_t{0}, b.node);
+    q->bind_all(b.video, *number, int64_t{0}, int64_t{0});
     for (const auto& f : b.frames) {
       q->bind(3, f.frame);
       q->bind(4, f.pts);
-      q->bind_static(6, f.data);
+      q->bind_static(5, blob{f.data});
       if (auto r = q->finish(); !r)
         return r.error();
       q->rewind();
     }
+  }
+  if (!b.frames.empty()) {
+    if (auto r = run(sql_add_result_node, b.video, *number, b.node); !r)
+      return r.error();
+    if (b.time_base > 0)
+      if (auto r = run(sql_add_time_base, b.video, b.time_base); !r)
+        return r.error();
   }
   auto wm = watermark(b.video, b.analyzer);
   if (!wm)
@@ -909,21 +1001,65 @@ store_result<int64_t> job_store::resume_frame(uint64_t video) {
   return std::max<int64_t>(0, lowest + 1);
 }
 
-store_result<std::vector<analysis::stored_frame>> job_store::frames(uint64_t video,
-                                                                    const std::string& analyzer) {
-  auto q = prepare(sql_frame_data);
+store_result<int> job_store::analyzer_number(uint64_t video, const std::string& analyzer) {
+  auto it = analyzer_lists_.find(video);
+  if (it == analyzer_lists_.end()) {
+    auto v = this->video(video);
+    if (!v)
+      return v.error();
+    if (!*v)
+      return "job store: no video " + std::to_string(video);
+    if (analyzer_lists_.size() >= max_cached_analyzer_lists)
+      analyzer_lists_.clear();
+    it = analyzer_lists_.emplace(video, std::move((*v)->analyzers)).first;
+  }
+  const auto& list = it->second;
+  const auto at = std::find(list.begin(), list.end(), analyzer);
+  if (at == list.end())
+    return "job store: video " + std::to_string(video) + " has no analyzer " + analyzer;
+  return static_cast<int>(at - list.begin());
+}
+
+store_result<double> job_store::time_base(uint64_t video) {
+  auto q = prepare(sql_time_base);
   if (!q)
     return q.error();
-  q->bind_all(video, analyzer);
+  q->bind_all(video);
+  auto row = q->step();
+  if (!row)
+    return row.error();
+  return *row ? q->f64(0) : 0.0;
+}
+
+store_status job_store::each_frame(uint64_t video, const std::string& analyzer,
+                                   const std::function<void(int64_t, int64_t, double, nlohmann::json)>& on_frame) {
+  auto number = analyzer_number(video, analyzer);
+  if (!number)
+    return number.error();
+  auto tb = time_base(video);
+  if (!tb)
+    return tb.error();
+  auto q = prepare(sql_frame_rows);
+  if (!q)
+    return q.error();
+  q->bind_all(video, *number);
+  return q->each_row([&] {
+    const int64_t pts = q->i64(1);
+    // Bytes that are not a stored result (never written by a consumer: the
+    // coordinator checks each batch) read as an empty object.
+    auto data = analysis::decode_result(q->view(2));
+    on_frame(q->i64(0), pts, static_cast<double>(pts) * *tb,
+             data ? std::move(*data) : nlohmann::json::object());
+  });
+}
+
+store_result<std::vector<analysis::stored_frame>> job_store::frames(uint64_t video,
+                                                                    const std::string& analyzer) {
   std::vector<analysis::stored_frame> out;
-  if (auto r = q->each_row([&] {
-        // The consumer's JSON text; the catalog reads it. Parsing never throws here.
-        auto data = nlohmann::json::parse(q->bytes(1), nullptr, false);
-        if (!data.is_object())
-          data = nlohmann::json::object();
-        out.push_back({q->i64(0), std::move(data)});
-      });
-      !r)
+  auto r = each_frame(video, analyzer, [&](int64_t frame, int64_t, double t, nlohmann::json data) {
+    out.push_back({frame, std::move(data), t});
+  });
+  if (!r)
     return r.error();
   return out;
 }
@@ -997,21 +1133,21 @@ store_result<analyzer_results> job_store::analyzer_results_of(const video_row& v
     out.summary = analysis::summarize(analyzer, *f, take_of(v, analyzer));
   }
   // Which nodes produced these results: affinity means exactly one per assignment.
+  auto number = analyzer_number(v.id, analyzer);
+  if (!number)
+    return number.error();
   auto nodes = prepare(sql_result_nodes);
   if (!nodes)
     return nodes.error();
-  nodes->bind_all(v.id, analyzer);
+  nodes->bind_all(v.id, *number);
   if (auto r = nodes->each_row([&] { out.result_nodes.push_back(nodes->bytes(0)); }); !r)
     return r.error();
   if (!with_frames)
     return out;
-  auto rows = prepare(sql_frame_rows);
-  if (!rows)
-    return rows.error();
-  rows->bind_all(v.id, analyzer);
-  if (auto r = rows->each_row(
-          [&] { out.frames.push_back(analysis::to_record(rows->i64(0), rows->i64(1), rows->bytes(2))); });
-      !r)
+  auto r = each_frame(v.id, analyzer, [&](int64_t frame, int64_t pts, double t, nlohmann::json data) {
+    out.frames.push_back(analysis::to_record(frame, pts, t, data));
+  });
+  if (!r)
     return r.error();
   return out;
 }

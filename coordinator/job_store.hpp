@@ -12,6 +12,7 @@
 // does not know is an error for that row, never a crash.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -189,6 +190,15 @@ class job_store {
   /// A job's detect options (empty if it gave none).
   store_result<analysis::detect_options> detect_of(uint64_t job);
   store_result<std::vector<analysis::stored_frame>> frames(uint64_t video, const std::string& analyzer);
+  /// Calls `on_frame(frame, pts, t, data)` for each stored result of (video, analyzer), in frame order.
+  store_status each_frame(uint64_t video, const std::string& analyzer,
+                          const std::function<void(int64_t, int64_t, double, nlohmann::json)>& on_frame);
+  /// `analyzer`'s place in the analyzers of `video`'s job: its results' key in frame_results.
+  store_result<int> analyzer_number(uint64_t video, const std::string& analyzer);
+  /// Seconds per pts unit of `video` (0 until a batch said).
+  store_result<double> time_base(uint64_t video);
+  /// Converts the `results` table of a database made before frame_results.
+  store_status convert_old_results();
   store_result<std::vector<artifact_row>> artifacts_where(std::string_view sql, uint64_t id);
   store_result<analyzer_results> analyzer_results_of(const video_row& v, const std::string& analyzer,
                                                      bool frames);
@@ -200,6 +210,9 @@ class job_store {
 
   sqlite3* db_ = nullptr;
   std::unordered_map<std::string_view, cached_statement> cache_;  ///< keyed by the SQL literal
+  /// Each video's analyzer names (its job's, which never change), for analyzer_number.
+  std::unordered_map<uint64_t, std::vector<std::string>> analyzer_lists_;
+  static constexpr std::size_t max_cached_analyzer_lists = 100'000;
 };
 
 }  // namespace framehive

@@ -4,6 +4,13 @@ framehive_add_test(catalog_test
   LIBS framehive::catalog
   TIMEOUT 30)
 
+# The stored form of a per-frame result (analysis/result_codec): round trips,
+# size, and forged bytes.
+framehive_add_test(result_codec_test
+  SOURCES analysis/result_codec_test.cpp
+  LIBS framehive::catalog
+  TIMEOUT 30)
+
 framehive_add_test(analyzers_test
   SOURCES analysis/analyzers_test.cpp
   LIBS framehive::analysis opencv_core opencv_imgproc opencv_videoio

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "analysis/analyzer.hpp"
+#include "analysis/result_codec.hpp"
 #include "media/decoder.hpp"
 #include "tests/cluster/cluster_fixture.hpp"
 
@@ -23,7 +24,7 @@ using nlohmann::json;
 namespace {
 
 /// Per-frame brightness and sharpness from one process: our decoder and the
-/// stats analyzer, no cluster.
+/// stats analyzer, no cluster, stored as a consumer stores them.
 std::vector<std::pair<double, double>> clean_stats(const std::string& path) {
   std::vector<std::pair<double, double>> out;
   auto dec = framehive::media::decoder::open(path);
@@ -41,7 +42,8 @@ std::vector<std::pair<double, double>> clean_stats(const std::string& path) {
       break;
     d.convert_bgr(buf.data(), stride);
     cv::Mat m(d.output_height(), d.output_width(), CV_8UC3, buf.data(), static_cast<std::size_t>(stride));
-    auto r = an->process(m, f.index, 0);
+    // As a consumer stores it (analysis/result_codec: float32 measurements).
+    auto r = *framehive::analysis::decode_result(framehive::analysis::encode_result(an->process(m, f.index, 0)));
     out.emplace_back(r["brightness"].get<double>(), r["sharpness"].get<double>());
   }
   return out;

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "actors/lifecycle.hpp"
+#include "analysis/result_codec.hpp"
 #include "actors/messages.hpp"
 #include "caf/io/all.hpp"
 #include "caf/openssl/all.hpp"
@@ -81,7 +82,7 @@ result_batch forged_batch(const rogue_config& cfg, uint64_t video, uint64_t epoc
   b.node = cfg.node;  // the field a naive coordinator would believe
   b.time_base = 1.0 / 30;
   for (int64_t f : frames)
-    b.frames.push_back({f, f, R"({"ms":1.0,"brightness":999.0,"sharpness":999.0})"});
+    b.frames.push_back({f, f, analysis::encode_result({{"ms", 1.0}, {"brightness", 999.0}, {"sharpness", 999.0}})});
   return b;
 }
 

@@ -1,7 +1,7 @@
 # Identity from the connection and limits, with the real binaries and a rogue
 # peer that speaks the real protocol (issue 11).
 add_executable(rogue_peer cluster/rogue_peer.cpp)
-target_link_libraries(rogue_peer PRIVATE framehive::actors)
+target_link_libraries(rogue_peer PRIVATE framehive::actors framehive::catalog)
 target_include_directories(rogue_peer PRIVATE ${PROJECT_SOURCE_DIR})
 set_target_properties(rogue_peer PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 

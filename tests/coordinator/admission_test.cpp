@@ -3,8 +3,11 @@
 // from a manual clock; no actors, no processes, no sleeps.
 
 #include "coordinator/admission.hpp"
+#include "analysis/result_codec.hpp"
 
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 namespace framehive {
 namespace {
@@ -49,7 +52,7 @@ class Admission : public ::testing::Test {
     b.epoch = 1;
     b.analyzer = "stats";
     for (int64_t f : frames)
-      b.frames.push_back({f, f, "{}"});
+      b.frames.push_back({f, f, analysis::encode_result({{"ms", 1.0}})});
     return b;
   }
 
@@ -59,6 +62,24 @@ class Admission : public ::testing::Test {
   manual_clock clock;
   admission gate{clock, small_limits()};
 };
+
+TEST_F(Admission, ResultsThatDoNotDecodeAndForgedTimeBasesAreRefusedNamingTheFrame) {
+  EXPECT_EQ(key(gate.check_batch(batch({0, 1, 2}), 0)), "");
+  auto forged = batch({0, 1, 2});
+  forged.frames[1].data = R"({"ms":1.0})";  // JSON text is not the stored form
+  const auto v = gate.check_batch(forged, 0);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->key, refusal_key::bad_batch);
+  EXPECT_EQ(v->code, errc::invalid_request);
+  EXPECT_NE(v->message.find("the result of frame 1 of video 7 is not a stored result: unknown type 11 at byte 1"),
+            std::string::npos)
+      << v->message;
+  auto nan_base = batch({0});
+  nan_base.time_base = std::nan("");
+  EXPECT_EQ(key(gate.check_batch(nan_base, 0)), refusal_key::bad_batch);
+  nan_base.time_base = -1;
+  EXPECT_EQ(key(gate.check_batch(nan_base, 0)), refusal_key::bad_batch);
+}
 
 TEST_F(Admission, JobsOverALimitAreRefusedNamingTheLimitAndTheValue) {
   EXPECT_EQ(key(gate.check_job(job(3, 2), 0)), "");

@@ -8,6 +8,7 @@
 // can be erased and expire. No processes, no sleeps.
 
 #include "coordinator/coordinator_actor.hpp"
+#include "analysis/result_codec.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -175,7 +176,7 @@ class CoordinatorActor : public ::testing::Test {
     b.node = node_name;
     b.time_base = 0.04;
     for (int64_t f : frames)
-      b.frames.push_back({f, f * 40, R"({"ms":1.0,"brightness":5.0})"});
+      b.frames.push_back({f, f * 40, analysis::encode_result({{"ms", 1.0}, {"brightness", 5.0}})});
     return b;
   }
 

@@ -4,6 +4,8 @@
 
 #include "coordinator/job_store.hpp"
 
+#include "analysis/result_codec.hpp"
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -78,7 +80,7 @@ class JobStore : public ::testing::Test {
     b.node = node;
     b.time_base = 1.0 / 25;
     for (int64_t f : frames)
-      b.frames.push_back({f, f * 40, R"({"ms":1.5,"brightness":)" + std::to_string(brightness) + "}"});
+      b.frames.push_back({f, f * 40, analysis::encode_result({{"ms", 1.5}, {"brightness", brightness}})});
     return b;
   }
 
@@ -113,10 +115,45 @@ TEST_F(JobStore, UpsertingTheSameFramesTwiceStoresThemOnce) {
   const uint64_t v = job.videos.at(0);
   EXPECT_EQ(upsert(batch(v, "stats", range(0, 7), "n1", 10)), 7);
   EXPECT_EQ(upsert(batch(v, "stats", range(0, 7), "n2", 20)), 7);  // redelivered after a restart
-  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results"), 8);
-  // The later copy wins, whole: one node, one value.
-  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results WHERE node = 'n2' AND data LIKE '%20%'"), 8);
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM frame_results"), 8);
+  // The later copy wins, whole; both nodes sent results.
+  const auto stored = (*store->results_of_job(job.job, true))->videos.at(0).analyzers.at(0);
+  ASSERT_EQ(stored.frames.size(), 8u);
+  for (const auto& f : stored.frames) {
+    ASSERT_EQ(f.numbers.size(), 1u);
+    EXPECT_EQ(f.numbers[0].value, 20);
+    EXPECT_DOUBLE_EQ(f.t, static_cast<double>(f.pts) / 25);
+  }
+  EXPECT_EQ(stored.result_nodes, (std::vector<std::string>{"n1", "n2"}));
   EXPECT_EQ(*store->watermark(v, "stats"), 7);
+}
+
+TEST_F(JobStore, ADatabaseWithJsonTextResultsIsConvertedWhenOpened) {
+  // A file from before the compact form: a `results` table of JSON text, the
+  // analyzer and node by name, `t` in every row.
+  const auto job = submit({"/v/a.mp4"}, {"stats", "motion"});
+  const uint64_t v = job.videos.at(0);
+  raw("CREATE TABLE results(video INTEGER NOT NULL, analyzer TEXT NOT NULL, frame INTEGER NOT NULL, "
+      "pts INTEGER NOT NULL, node TEXT, data TEXT NOT NULL, PRIMARY KEY(video, analyzer, frame)) WITHOUT ROWID");
+  const std::string vid = std::to_string(v);
+  raw("INSERT INTO results VALUES(" + vid + ", 'motion', 0, 0, 'n1', '{\"fg\":0.5,\"ms\":2.0,\"t\":0.0}'), (" +
+      vid + ", 'motion', 1, 512, 'n1', '{\"fg\":0.25,\"ms\":2.0,\"t\":0.04}'), (" + vid +
+      ", 'motion', 2, 1024, 'n2', 'not json'), (" + vid + ", 'gone', 0, 0, 'n1', '{}'), (99, 'stats', 0, 0, 'n1', '{}')");
+  reopen();
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'results'"), 0);
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM frame_results"), 3);  // rows of no video or analyzer are dropped
+  const auto r = (*store->results_of_job(job.job, true))->videos.at(0).analyzers.at(1);
+  ASSERT_EQ(r.analyzer, "motion");
+  ASSERT_EQ(r.frames.size(), 3u);
+  ASSERT_EQ(r.frames[1].numbers.size(), 1u);
+  EXPECT_EQ(r.frames[1].numbers[0].value, 0.25);
+  EXPECT_DOUBLE_EQ(r.frames[1].ms, 2.0);
+  EXPECT_DOUBLE_EQ(r.frames[1].t, 0.04);  // the time base came from t / pts
+  EXPECT_DOUBLE_EQ(r.frames[2].t, 0.08);
+  EXPECT_TRUE(r.frames[2].numbers.empty());  // text that was not JSON: an empty result, as it read before
+  EXPECT_EQ(r.result_nodes, (std::vector<std::string>{"n1", "n2"}));
+  reopen();  // converted once
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM frame_results"), 3);
 }
 
 TEST_F(JobStore, WatermarkStopsAtAGapAndMovesPastItOnceTheGapIsFilled) {
@@ -133,7 +170,7 @@ TEST_F(JobStore, SparseBatchesAdvanceTheWatermarkOverTheFramesTheirSamplingSkips
   EXPECT_EQ(upsert(covering(batch(v, "stats", {0, 5, 10}), 0, 10)), 10);
   // The consumer saw frame 15 next: 11..14 were not taken, 15 is in this batch.
   EXPECT_EQ(upsert(covering(batch(v, "stats", {15, 20}), 11, 20)), 20);
-  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results"), 5);
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM frame_results"), 5);
 }
 
 TEST_F(JobStore, SparseBatchAfterAGapWaitsForTheBatchBeforeIt) {
@@ -166,7 +203,7 @@ TEST_F(JobStore, ARestartedConsumersFirstBatchCoversFromFrameZero) {
   // The restarted consumer resumes at its committed ring position (frame 5)
   // and states what it knows: every frame it takes up to 12 is stored now.
   EXPECT_EQ(upsert(covering(batch(v, "stats", {8, 12}), 0, 12)), 12);
-  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results"), 4);
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM frame_results"), 4);
 }
 
 TEST_F(JobStore, AnalyzersKeepTheirSamplingAndOlderJobsTheirStride) {
@@ -213,7 +250,7 @@ TEST_F(JobStore, FailedUpsertLeavesNoFrameBehind) {
   auto wm = store->upsert(batch(v, "stats", range(4, 7)));
   ASSERT_FALSE(wm.ok());
   EXPECT_NE(wm.error().find("watermarks"), std::string::npos) << wm.error();
-  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results"), 4);  // frames 4..7 rolled back with it
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM frame_results"), 4);  // frames 4..7 rolled back with it
   // The store goes on working.
   auto row = store->video(v);
   ASSERT_TRUE(row.ok()) << row.error();
@@ -415,11 +452,12 @@ TEST_F(JobStore, ErasingAFinishedJobDeletesEverythingRecordedAboutItAndNothingEl
   EXPECT_FALSE(store->video(gone.videos[0])->has_value());
   const std::string of_gone =
       " IN (" + std::to_string(gone.videos[0]) + "," + std::to_string(gone.videos[1]) + ")";
-  for (const char* table : {"results", "watermarks", "coverage", "summaries", "assignments"})
+  for (const char* table :
+       {"frame_results", "result_nodes", "time_bases", "watermarks", "coverage", "summaries", "assignments"})
     EXPECT_EQ(raw_count(std::string("SELECT COUNT(*) FROM ") + table + " WHERE video" + of_gone), 0) << table;
   EXPECT_EQ(raw_count("SELECT COUNT(*) FROM events WHERE job = " + std::to_string(gone.job)), 0);
   // The other job is whole.
-  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results WHERE video = " + std::to_string(kept.videos[0])), 5);
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM frame_results WHERE video = " + std::to_string(kept.videos[0])), 5);
   EXPECT_EQ(raw_count("SELECT COUNT(*) FROM events WHERE job = " + std::to_string(kept.job)), 1);
   EXPECT_EQ((*store->results_of_job(kept.job, true))->videos.at(0).analyzers.at(0).frames.size(), 5u);
   // Erasing it again: no such job.
@@ -460,7 +498,7 @@ TEST_F(JobStore, AJobWithAVideoStillQueuedOrRunningIsNotErased) {
   auto erased = store->erase_job(job.job);
   ASSERT_FALSE(erased.ok());
   EXPECT_NE(erased.error().find("queued or running"), std::string::npos) << erased.error();
-  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM results"), 3);  // rolled back: nothing deleted
+  EXPECT_EQ(raw_count("SELECT COUNT(*) FROM frame_results"), 3);  // rolled back: nothing deleted
   EXPECT_TRUE(store->state_of_job(job.job)->has_value());
 }
 

@@ -382,12 +382,12 @@ TEST_F(VideoSupervisor, ResultBatchesAreCheckedForSizeAnalyzerAndDecodedFrames) 
   b.epoch = 3;
   b.analyzer = "stats";
   for (int64_t f = 0; f < 8; ++f)
-    b.frames.push_back(frame_result{f, f, "{}"});
+    b.frames.push_back(frame_result{f, f, ""});  // an empty result: no members
   EXPECT_FALSE(sup->check_batch(b, 32, 8)) << "a batch our consumers send";
 
   auto too_big = b;
   for (int64_t f = 8; f < 33; ++f)
-    too_big.frames.push_back(frame_result{f, f, "{}"});
+    too_big.frames.push_back(frame_result{f, f, ""});
   auto r = sup->check_batch(too_big, 32, 100);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->code, errc::over_limit);
