@@ -1,8 +1,10 @@
 #include "shm/frame_ring.hpp"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <optional>
@@ -197,6 +199,30 @@ uint64_t bump_generation(consumer_entry& e) {
 }
 
 pid_t token_pid(uint64_t token) { return static_cast<pid_t>(token & 0xffffffffu); }
+
+/// The spin settings a consumer attaches with: the options, unless the
+/// environment overrides them (see attach_options::spin).
+spin_policy spin_policy_for(const attach_options& o) {
+  spin_mode mode = o.spin;
+  uint64_t max_ns = o.max_spin_ns;
+  if (const char* m = std::getenv("FRAMEHIVE_RING_SPIN"))
+    mode = parse_spin_mode(m).value_or(mode);
+  if (const char* us = std::getenv("FRAMEHIVE_RING_SPIN_US")) {
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(us, &end, 10);
+    if (end != us && *end == '\0' && v <= 10'000)
+      max_ns = v * 1000;
+  }
+  return spin_policy{mode, max_ns};
+}
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
 
 uint64_t self_start_time() {
   auto t = process_start_time(getpid());
@@ -654,6 +680,7 @@ result<ring_consumer, ring_error> ring_consumer::attach(const std::string& name,
   ring_consumer c;
   c.id_ = id;
   c.sample_ = o.sample;
+  c.spin_ = spin_policy_for(o);
 
   for (int attempt = 0; attempt < 1000; ++attempt) {
     consumer_entry* e = find_entry(h, seg->geo, id);
@@ -747,6 +774,7 @@ ring_consumer& ring_consumer::operator=(ring_consumer&& o) noexcept {
     redelivered_ = o.redelivered_;
     lost_ = o.lost_;
     sample_ = o.sample_;
+    spin_ = o.spin_;
     attached_ = o.attached_;
     o.attached_ = false;
   }
@@ -782,6 +810,7 @@ ring_consumer::read_status ring_consumer::next(frame_view& out, std::chrono::nan
   const uint64_t deadline = monotonic_ns() + static_cast<uint64_t>(std::max<int64_t>(0, timeout.count()));
   bool registered = false;
   int waits = 0;
+  uint64_t wait_began = 0;  // when this call first found nothing new (0: it has not)
   auto leave = [&](read_status s) {
     if (registered)
       h->consumer_waiters.fetch_sub(1, std::memory_order_seq_cst);
@@ -814,6 +843,8 @@ ring_consumer::read_status ring_consumer::next(frame_view& out, std::chrono::nan
       out.publish_ns = sh->publish_ns;
       out.prev_pts = sh->prev_pts;
       out.pixels = pixels_at(h, geo_, cursor_);
+      if (wait_began != 0)  // how soon the frame came after we began to wait: the spin's measure
+        spin_.record(sh->publish_ns > wait_began ? sh->publish_ns - wait_began : 0);
       ++cursor_;
       if (cursor_ > handed_high_) {
         handed_high_ = cursor_;
@@ -834,8 +865,17 @@ ring_consumer::read_status ring_consumer::next(frame_view& out, std::chrono::nan
                                                                            : read_status::producer_failed);
     }
     const uint64_t now = monotonic_ns();
-    if (now >= deadline)
+    if (now >= deadline) {
+      if (wait_began != 0)
+        spin_.record(now - wait_began);
       return leave(read_status::timeout);
+    }
+    if (wait_began == 0) {
+      wait_began = now;
+      // Spin first, unregistered: while we spin the producer needs no futex_wake for us.
+      if (const uint64_t budget = spin_.budget_ns(); budget > 0 && spin_for_news(std::min(deadline, now + budget)))
+        continue;
+    }
     if (!registered) {
       h->consumer_waiters.fetch_add(1, std::memory_order_seq_cst);
       registered = true;
@@ -850,6 +890,24 @@ ring_consumer::read_status ring_consumer::next(frame_view& out, std::chrono::nan
     futex_wait(&h->publish_word, word,
                std::min<std::chrono::nanoseconds>(std::chrono::nanoseconds(deadline - now), wait_slice));
     ++waits;
+  }
+}
+
+/// Spins until a frame past our cursor is published, the stream changes state,
+/// or `until_ns`. Pauses between looks, and yields the CPU every few looks:
+/// on two cores the decoder's threads need it more than we do.
+bool ring_consumer::spin_for_news(uint64_t until_ns) const noexcept {
+  auto* h = header();
+  for (unsigned looks = 1;; ++looks) {
+    if (cursor_ < h->producer_seq.load(std::memory_order_acquire) ||
+        h->stream.load(std::memory_order_relaxed) != static_cast<uint32_t>(stream_state::running))
+      return true;
+    if (monotonic_ns() >= until_ns)
+      return false;
+    for (int i = 0; i < 8; ++i)
+      cpu_relax();
+    if (looks % 4 == 0)
+      sched_yield();
   }
 }
 

@@ -25,6 +25,7 @@
 #include "shm/errors.hpp"
 #include "shm/ring_layout.hpp"
 #include "shm/segment.hpp"
+#include "shm/spin_policy.hpp"
 
 namespace framehive::shm {
 
@@ -258,6 +259,12 @@ struct attach_options {
   start_mode start = start_mode::resume;
   uint64_t at_seq = 0;
   sampling sample;  ///< read only the frames this takes (common/sampling.hpp)
+  /// Whether next() spins before it sleeps (shm/spin_policy.hpp). The
+  /// environment variables FRAMEHIVE_RING_SPIN (off, adaptive, always) and
+  /// FRAMEHIVE_RING_SPIN_US override these two, so that a benchmark can switch
+  /// every consumer of a cluster without new options on the way.
+  spin_mode spin = spin_mode::adaptive;
+  uint64_t max_spin_ns = spin_policy::default_max_spin_ns;
 };
 
 class ring_consumer {
@@ -311,6 +318,7 @@ class ring_consumer {
   consumer_entry& entry() const noexcept;
   bool store_committed(uint64_t committed);
   bool producer_gone() const;
+  bool spin_for_news(uint64_t until_ns) const noexcept;
 
   segment seg_;
   ring_geometry geo_;
@@ -324,6 +332,7 @@ class ring_consumer {
   uint64_t redelivered_ = 0;
   uint64_t lost_ = 0;
   sampling sample_;
+  spin_policy spin_;
   bool attached_ = false;
 };
 

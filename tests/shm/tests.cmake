@@ -7,3 +7,8 @@ framehive_add_test(ring_header_test
   DEFINITIONS FRAMEHIVE_RING_PEER="$<TARGET_FILE:ring_peer>"
   TIMEOUT 120)
 add_dependencies(ring_header_test ring_peer)
+
+# The consumer's spin-before-sleep decision (issue 15), and a spinning consumer.
+framehive_add_test(spin_policy_test
+  SOURCES shm/spin_policy_test.cpp
+  LIBS framehive::shm framehive::common)
