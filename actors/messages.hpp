@@ -268,6 +268,42 @@ typename Inspector::result_type inspect(Inspector& f, batch_ack& x) {
   return f(caf::meta::type_name("batch_ack"), x.video, x.analyzer, x.watermark, x.stored);
 }
 
+/// Several result batches a node forwards in one message: what its consumers
+/// sent while its previous message was being answered (a node has one in
+/// flight), so the coordinator's work per message (a wake-up, a socket read,
+/// a savepoint, a reply) is paid once for all of them. Each batch is checked,
+/// stored and answered on its own, in order; the answers come after the
+/// transaction holding them committed.
+struct result_batches {
+  std::vector<result_batch> batches;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, result_batches& x) {
+  return f(caf::meta::type_name("result_batches"), x.batches);
+}
+
+/// The answer to one batch of a result_batches: its ack, or why it was refused.
+struct batch_outcome {
+  batch_ack ack;
+  caf::error error;  ///< none: stored and committed
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, batch_outcome& x) {
+  return f(caf::meta::type_name("batch_outcome"), x.ack, x.error);
+}
+
+/// The answers to a result_batches, one per batch, in its order.
+struct batch_outcomes {
+  std::vector<batch_outcome> outcomes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, batch_outcomes& x) {
+  return f(caf::meta::type_name("batch_outcomes"), x.outcomes);
+}
+
 // -- the live actor tree ---------------------------------------------------------------------
 
 /// One row of `framehive tree`. Rows form a tree through `parent`.
@@ -722,6 +758,7 @@ using coordinator_actor = caf::typed_actor<
     caf::replies_to<cancel_atom, uint64_t>::with<job_status>,
     caf::replies_to<node_info, node_actor>::with<node_welcome>,
     caf::replies_to<result_batch>::with<batch_ack>,
+    caf::replies_to<result_batches>::with<batch_outcomes>,
     caf::replies_to<video_report>::with<caf::ok_atom>,
     caf::reacts_to<node_status>,
     caf::reacts_to<tick_atom>>;
@@ -782,4 +819,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(framehive, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(framehive, (framehive::node_actor))
   CAF_ADD_TYPE_ID(framehive, (framehive::coordinator_actor))
   CAF_ADD_TYPE_ID(framehive, (std::vector<uint64_t>))
+  CAF_ADD_TYPE_ID(framehive, (std::vector<framehive::result_batch>))
+  CAF_ADD_TYPE_ID(framehive, (framehive::result_batches))
+  CAF_ADD_TYPE_ID(framehive, (framehive::batch_outcome))
+  CAF_ADD_TYPE_ID(framehive, (std::vector<framehive::batch_outcome>))
+  CAF_ADD_TYPE_ID(framehive, (framehive::batch_outcomes))
 CAF_END_TYPE_ID_BLOCK(framehive)

@@ -229,7 +229,6 @@ struct held_frame {
   int64_t frame = 0;
   int64_t pts = 0;
   uint64_t seq = 0;
-  double t = 0;
   double ms = 0;  ///< time take() spent on it
 };
 
@@ -417,7 +416,7 @@ void hold_frame(consumer_state& s, const shm::frame_view& v) {
   } catch (const std::exception& e) {
     s.an->stop(e.what());
   }
-  s.held.push_back({v.frame_index, v.pts, v.seq, at.t, 0});
+  s.held.push_back({v.frame_index, v.pts, v.seq, 0});
   try {
     s.an->take(as_mat(v), at, s.settled);
   } catch (const std::exception& e) {

@@ -212,9 +212,10 @@ bool is_label_char(unsigned char c) {
 double percentile(std::vector<double> values, double share) {
   if (values.empty())
     return 0;
-  std::sort(values.begin(), values.end());
   const auto rank = static_cast<std::size_t>(std::ceil(share * static_cast<double>(values.size())));
-  return values[std::clamp<std::size_t>(rank, 1, values.size()) - 1];
+  const auto at = values.begin() + static_cast<std::ptrdiff_t>(std::clamp<std::size_t>(rank, 1, values.size()) - 1);
+  std::nth_element(values.begin(), at, values.end());  // the rank's value, without sorting the rest
+  return *at;
 }
 
 }  // namespace

@@ -27,6 +27,8 @@ constexpr std::array<const char*, 37> key_table{
     "label", "score", "value", "name"};
 
 constexpr int direct_slots = 14;
+constexpr int boxes_slot = 5;  ///< key_table[5]
+static_assert(std::string_view(key_table[boxes_slot]) == "boxes");
 constexpr int slot_extended = 14;
 constexpr int slot_literal = 15;
 
@@ -170,7 +172,7 @@ void put_value(const nlohmann::json& v, uint8_t slot_bits, bool precise, int dep
 /// it only walks (check_result).
 class reader {
  public:
-  reader(std::string_view bytes, bool build) : b_(bytes), build_(build) {}
+  reader(std::string_view bytes, bool build, bool boxes = true) : b_(bytes), build_(build), boxes_(boxes) {}
 
   bool members_to_end(nlohmann::json& out) {
     while (ok() && pos_ < b_.size())
@@ -256,8 +258,12 @@ class reader {
       key.assign(*k);
     }
     nlohmann::json v;
+    const bool skip = !boxes_ && depth == 0 && slot == boxes_slot;
+    const bool build = build_;
+    build_ = build && !skip;  // walked all the same: a broken value is an error either way
     body(static_cast<uint8_t>(*head & 0x0f), v, depth);
-    if (build_ && ok())
+    build_ = build;
+    if (build_ && !skip && ok())
       obj[key] = std::move(v);
   }
 
@@ -359,6 +365,7 @@ class reader {
   std::string_view b_;
   std::size_t pos_ = 0;
   bool build_ = true;
+  bool boxes_ = true;
   std::string error_;
 };
 
@@ -377,9 +384,9 @@ std::string encode_result(const nlohmann::json& object) {
   return out;
 }
 
-result<nlohmann::json, std::string> decode_result(std::string_view bytes) {
+result<nlohmann::json, std::string> decode_result(std::string_view bytes, decode_scope scope) {
   nlohmann::json out = nlohmann::json::object();
-  reader r(bytes, true);
+  reader r(bytes, true, scope == decode_scope::all);
   if (!r.members_to_end(out))
     return r.error();
   return out;

@@ -47,9 +47,13 @@ void encode_result(const nlohmann::json& object, std::string& out);
 /// The stored form of `object`.
 std::string encode_result(const nlohmann::json& object);
 
+/// What decode_result builds: everything, or everything but the top-level
+/// `boxes` (summaries never read them, and they are most of a detector's bytes).
+enum class decode_scope { all, without_boxes };
+
 /// The object `bytes` hold, or why they are not a stored result ("truncated
 /// float32 at byte 7", "unknown key number 200 at byte 3"). Never throws.
-result<nlohmann::json, std::string> decode_result(std::string_view bytes);
+result<nlohmann::json, std::string> decode_result(std::string_view bytes, decode_scope scope = decode_scope::all);
 
 /// Why `bytes` are not a stored result, or an empty string: the check a
 /// coordinator makes on a peer's batch, without building the object.

@@ -2,19 +2,20 @@
 // (node_info, the real protocol), accept their video_task and then push the
 // per-frame results a node forwards for its consumers (result_batch of
 // `batch` consecutive frames per analyzer, at most two unacknowledged batches
-// per (video, analyzer), as a consumer keeps them) as fast as the coordinator
-// acknowledges them; a video is reported done once every analyzer's last
-// batch is acknowledged. A batch counts only when acknowledged: the
-// coordinator acknowledges after its transaction committed.
+// per (video, analyzer), as a consumer keeps them, in result_batches messages
+// of up to 64 with one in flight per node, as a node forwards them) as fast
+// as the coordinator acknowledges them; a video is reported done once every
+// analyzer's last batch is acknowledged. A batch counts only when
+// acknowledged: the coordinator acknowledges after its transaction committed.
 //
 //   framehive-bench ingest-nodes HOST PORT FIRST COUNT CORES FRAMES BATCH OUT
 //
-// The result texts have the shape and the value ranges the real analyzers
-// and the consumer write (keys sorted, as nlohmann::json dumps them):
-//   stats  {"brightness":..,"ms":..,"sharpness":..,"t":..}
-//   motion {"fg":..,"ms":..,"t":..}
-//   people {"boxes":[[x,y,w,h],..],"count":n,"ms":..,"t":..}
-// precomputed per frame index (FRAMES <= pool size), so the simulator spends
+// The results have the shape and the value ranges the real analyzers and
+// the consumer write, in the stored form a consumer sends (analysis/result_codec):
+//   stats  {"brightness":..,"ms":..,"sharpness":..}
+//   motion {"fg":..,"ms":..}
+//   people {"boxes":[[x,y,w,h],..],"count":n,"ms":..}
+// with pts of an MP4 at 25 fps (512 per frame), precomputed per frame index (FRAMES <= pool size), so the simulator spends
 // its CPU on the protocol, not on formatting. OUT gets the counters as JSON
 // every 100 ms.
 
@@ -113,10 +114,17 @@ struct running_video {
   std::map<std::string, stream> streams;
 };
 
+/// Batches at most in one message, as a node sends them (node/node_actor.cpp).
+constexpr std::size_t max_batches_per_message = 64;
+
 struct ingest_state {
   static inline const char* name = "ingest-node";
   std::string node_name;
   std::map<uint64_t, running_video> running;
+  /// As a node forwards its consumers' batches: one message in flight, what
+  /// the consumers send meanwhile leaves together in the next one.
+  std::vector<result_batch> outbox;
+  bool in_flight = false;
 };
 
 using ingest_ptr = ingest_node_actor::stateful_pointer<ingest_state>;
@@ -146,7 +154,78 @@ void report_done(ingest_ptr self, const ingest_params& p, const video_task& t) {
             });
 }
 
-/// Sends batches of the stream until two are unacknowledged or its frames are all sent.
+void flush(ingest_ptr self, const ingest_params& p);
+
+/// One batch's acknowledgement: the stream moves on; the video ends once every stream is acknowledged.
+void on_ack(ingest_ptr self, const ingest_params& p, uint64_t video, const std::string& analyzer, int64_t n) {
+  p.c->results += n;
+  ++p.c->batches;
+  store_max(p.c->last_ack_ns, monotonic_ns());
+  auto v = self->state.running.find(video);
+  if (v == self->state.running.end())
+    return;
+  stream& s = v->second.streams[analyzer];
+  --s.in_flight;
+  s.acked += n;
+  bool all = true;
+  for (const auto& [name, x] : v->second.streams)
+    all = all && x.acked >= p.frames;
+  if (all) {
+    const video_task t = v->second.task;
+    self->state.running.erase(v);
+    report_done(self, p, t);
+    return;
+  }
+  pump(self, p, video, analyzer);
+}
+
+void on_refused(ingest_ptr self, const ingest_params& p, uint64_t video, const std::string& analyzer,
+                const caf::error& e) {
+  ++p.c->errors;
+  std::fprintf(stderr, "batch refused: %s\n", describe(e).c_str());
+  auto v = self->state.running.find(video);
+  if (v != self->state.running.end())
+    --v->second.streams[analyzer].in_flight;
+}
+
+/// Sends the outbox as one message unless one is in flight.
+void flush(ingest_ptr self, const ingest_params& p) {
+  auto& st = self->state;
+  if (st.in_flight || st.outbox.empty())
+    return;
+  result_batches msg;
+  const std::size_t n = std::min(st.outbox.size(), max_batches_per_message);
+  msg.batches.assign(std::make_move_iterator(st.outbox.begin()), std::make_move_iterator(st.outbox.begin() + n));
+  st.outbox.erase(st.outbox.begin(), st.outbox.begin() + n);
+  std::vector<std::tuple<uint64_t, std::string, int64_t>> sent;  // video, analyzer, frames
+  for (const auto& b : msg.batches)
+    sent.emplace_back(b.video, b.analyzer, static_cast<int64_t>(b.frames.size()));
+  st.in_flight = true;
+  uint64_t zero = 0;
+  p.c->first_send_ns.compare_exchange_strong(zero, monotonic_ns());
+  self->request(p.coord, std::chrono::seconds(120), std::move(msg))
+      .then(
+          [self, p, sent](batch_outcomes& r) {
+            for (std::size_t i = 0; i < sent.size(); ++i) {
+              const auto& [video, analyzer, n] = sent[i];
+              if (i < r.outcomes.size() && !r.outcomes[i].error)
+                on_ack(self, p, video, analyzer, n);
+              else
+                on_refused(self, p, video, analyzer,
+                           i < r.outcomes.size() ? r.outcomes[i].error : make_error(errc::internal, "no outcome"));
+            }
+            self->state.in_flight = false;
+            flush(self, p);
+          },
+          [self, p, sent](caf::error& e) {
+            for (const auto& [video, analyzer, n] : sent)
+              on_refused(self, p, video, analyzer, e);
+            self->state.in_flight = false;
+            flush(self, p);
+          });
+}
+
+/// Queues batches of the stream until two are unacknowledged or its frames are all sent.
 void pump(ingest_ptr self, const ingest_params& p, uint64_t video, const std::string& analyzer) {
   auto v = self->state.running.find(video);
   if (v == self->state.running.end())
@@ -165,42 +244,11 @@ void pump(ingest_ptr self, const ingest_params& p, uint64_t video, const std::st
     b.frames.reserve(static_cast<std::size_t>(end - s.next));
     for (int64_t f = s.next; f < end; ++f)
       b.frames.push_back(frame_result{f, f * pts_per_frame, (*s.pool)[static_cast<std::size_t>(f % pool_frames)]});
-    const int64_t n = end - s.next;
     s.next = end;
     ++s.in_flight;
-    uint64_t zero = 0;
-    p.c->first_send_ns.compare_exchange_strong(zero, monotonic_ns());
-    self->request(p.coord, std::chrono::seconds(120), std::move(b))
-        .then(
-            [self, p, video, analyzer, n](batch_ack&) {
-              p.c->results += n;
-              ++p.c->batches;
-              store_max(p.c->last_ack_ns, monotonic_ns());
-              auto v = self->state.running.find(video);
-              if (v == self->state.running.end())
-                return;
-              stream& s = v->second.streams[analyzer];
-              --s.in_flight;
-              s.acked += n;
-              bool all = true;
-              for (const auto& [name, x] : v->second.streams)
-                all = all && x.acked >= p.frames;
-              if (all) {
-                const video_task t = v->second.task;
-                self->state.running.erase(v);
-                report_done(self, p, t);
-                return;
-              }
-              pump(self, p, video, analyzer);
-            },
-            [self, p, video, analyzer](caf::error& e) {
-              ++p.c->errors;
-              std::fprintf(stderr, "batch refused: %s\n", describe(e).c_str());
-              auto v = self->state.running.find(video);
-              if (v != self->state.running.end())
-                --v->second.streams[analyzer].in_flight;
-            });
+    self->state.outbox.push_back(std::move(b));
   }
+  flush(self, p);
 }
 
 ingest_node_actor::behavior_type ingest_node(ingest_ptr self, std::string name, uint32_t cores,

@@ -96,11 +96,16 @@ struct artifact_upload {
   uint64_t total = 0;
 };
 
-/// A result batch written in the open group transaction, answered once it commits.
+/// A request with result batches written in the open group transaction,
+/// answered once it commits: one result_batch (`one`), or a node's
+/// result_batches (`many`, with an outcome per batch; those refused already
+/// carry their error).
 struct grouped_batch {
-  caf::typed_response_promise<batch_ack> promise;
-  batch_ack ack;
-  uint64_t upsert_ns = 0;  ///< when its upsert began (the metrics' commit time ends at the group's commit)
+  caf::typed_response_promise<batch_ack> one;
+  caf::typed_response_promise<batch_outcomes> many;
+  bool is_many = false;
+  batch_outcomes outcomes;
+  std::vector<uint64_t> upsert_ns;  ///< per outcome: when its upsert began (the commit time's metric)
 };
 
 struct coordinator_state {
@@ -122,6 +127,8 @@ struct coordinator_state {
   std::optional<transaction> group;    ///< open while batches wait for their commit
   std::vector<grouped_batch> grouped;  ///< their answers, in arrival order
   uint32_t flush_ticks = 0;            ///< ticks sent only to commit the group at the latest, not yet handled
+  uint64_t group_opened_ns = 0;        ///< when the open group began (group_commit_linger counts from it)
+  bool linger_tick_pending = false;    ///< a delayed flush tick is on its way
   std::unordered_map<uint64_t, std::vector<std::string>> video_analyzers;  ///< cache of the store's
 };
 
@@ -153,20 +160,72 @@ void commit_group(coord_ptr self) {
     return;
   auto committed = st.group->commit();
   st.group.reset();  // rolls back if the commit failed
-  auto batches = std::move(st.grouped);
+  auto requests = std::move(st.grouped);
   st.grouped.clear();
   if (!committed)
-    spdlog::error("coordinator: {} result batches not stored: {}", batches.size(), committed.error());
+    spdlog::error("coordinator: {} requests with result batches not stored: {}", requests.size(),
+                  committed.error());
   const uint64_t now = st.clock.now_ns();
-  for (auto& g : batches) {
-    if (!committed) {
-      g.promise.deliver(make_error(errc::internal, committed.error()));
-      continue;
+  for (auto& g : requests) {
+    auto& outs = g.outcomes.outcomes;
+    for (std::size_t i = 0; i < outs.size(); ++i) {
+      if (outs[i].error)
+        continue;
+      if (!committed)
+        outs[i].error = make_error(errc::internal, committed.error());
+      else if (st.options.metrics)
+        st.options.metrics->batch_stored(outs[i].ack.analyzer, outs[i].ack.stored,
+                                         static_cast<double>(now - g.upsert_ns[i]) / 1e9);
     }
-    if (st.options.metrics)
-      st.options.metrics->batch_stored(g.ack.analyzer, g.ack.stored,
-                                       static_cast<double>(now - g.upsert_ns) / 1e9);
-    g.promise.deliver(std::move(g.ack));
+    if (g.is_many) {
+      g.many.deliver(std::move(g.outcomes));
+    } else if (outs.size() == 1) {
+      if (outs[0].error)
+        g.one.deliver(std::move(outs[0].error));
+      else
+        g.one.deliver(std::move(outs[0].ack));
+    }
+  }
+}
+
+/// Fails every request waiting in the group: SQLite rolled it back whole.
+void fail_group(coordinator_state& st, const std::string& why) {
+  st.group.reset();
+  for (auto& g : std::exchange(st.grouped, {})) {
+    for (auto& o : g.outcomes.outcomes)
+      if (!o.error)
+        o.error = make_error(errc::internal, why);
+    if (g.is_many)
+      g.many.deliver(std::move(g.outcomes));
+    else if (!g.outcomes.outcomes.empty())
+      g.one.deliver(std::move(g.outcomes.outcomes[0].error));
+  }
+}
+
+/// After a request's batches joined the group: commits it now if nothing
+/// else waits (or it is full) and it is older than the linger, else makes
+/// sure something commits it soon.
+void group_or_commit(coord_ptr self) {
+  auto& st = self->state;
+  if (st.grouped.size() >= max_group_batches)
+    return commit_group(self);
+  if (!self->mailbox().empty()) {
+    // Whatever waits now settles the group before it is handled; the tick
+    // makes sure something does.
+    if (st.flush_ticks == 0) {
+      ++st.flush_ticks;
+      self->send(self, tick_atom::value);
+    }
+    return;
+  }
+  const uint64_t linger_ns = static_cast<uint64_t>(st.options.group_commit_linger.count()) * 1000;
+  const uint64_t age = st.clock.now_ns() - st.group_opened_ns;
+  if (age >= linger_ns)
+    return commit_group(self);
+  if (!st.linger_tick_pending) {
+    st.linger_tick_pending = true;
+    ++st.flush_ticks;
+    self->delayed_send(self, std::chrono::nanoseconds(linger_ns - age), tick_atom::value);
   }
 }
 
@@ -616,6 +675,7 @@ void handle_tick(coord_ptr self) {
   // Ticks are alike: the first ones handled stand for the group's (settle()
   // committed it), and the timer's or place_more's tick is handled in place
   // of the group's when that comes: each tick is handled once, never twice.
+  self->state.linger_tick_pending = false;  // whichever tick this is, the group was committed
   if (self->state.flush_ticks > 0) {
     --self->state.flush_ticks;
     return;
@@ -817,7 +877,9 @@ caf::expected<const std::string*> check_holder(coord_ptr self, uint64_t video, u
       what);
 }
 
-caf::result<batch_ack> handle_batch(coord_ptr self, result_batch& b) {
+/// Checks one batch and writes it into the group transaction (opened if
+/// none is): its ack, answered once the group commits, or why it is refused.
+caf::expected<batch_ack> store_batch(coord_ptr self, result_batch& b) {
   auto& st = self->state;
   const std::string what =
       b.analyzer + " results for video " + std::to_string(b.video) + " (claiming node " + b.node + ")";
@@ -847,42 +909,84 @@ caf::result<batch_ack> handle_batch(coord_ptr self, result_batch& b) {
   if (auto verdict = st.gate->check_batch(b, probed_frames(st, name, b.video)))
     return refuse(self, *verdict, what);
   b.node = name;
-  const uint64_t upsert_ns = st.clock.now_ns();
   if (!st.group) {
     auto tx = st.store->begin();
     if (!tx)
       return storage_error(tx.error());
     st.group.emplace(std::move(*tx));
+    st.group_opened_ns = st.clock.now_ns();
   }
   auto mark = st.store->upsert(b);  // a savepoint of its own: a failed batch rolls back alone
   if (!mark) {
-    if (!st.store->in_transaction()) {
-      // SQLite rolled the whole group back (an I/O error): none of it is stored.
-      st.group.reset();
-      for (auto& g : std::exchange(st.grouped, {}))
-        g.promise.deliver(make_error(errc::internal, mark.error()));
-    } else if (st.grouped.empty()) {
-      st.group.reset();  // nothing in it: no transaction left open
-    }
+    if (!st.store->in_transaction())
+      fail_group(st, mark.error());  // SQLite rolled the whole group back (an I/O error)
     return storage_error(mark.error());
   }
-  grouped_batch g;
-  g.promise = self->make_response_promise<batch_ack>();
-  g.ack.video = b.video;
-  g.ack.analyzer = b.analyzer;
-  g.ack.watermark = *mark;
-  g.ack.stored = b.frames.size();
-  g.upsert_ns = upsert_ns;
-  auto promise = g.promise;
-  st.grouped.push_back(std::move(g));
-  if (self->mailbox().empty() || st.grouped.size() >= max_group_batches) {
-    commit_group(self);
-  } else if (st.flush_ticks == 0) {
-    // Whatever waits now settles the group before it is handled; the tick
-    // makes sure something does.
-    ++st.flush_ticks;
-    self->send(self, tick_atom::value);
+  batch_ack ack;
+  ack.video = b.video;
+  ack.analyzer = b.analyzer;
+  ack.watermark = *mark;
+  ack.stored = b.frames.size();
+  return ack;
+}
+
+caf::result<batch_ack> handle_batch(coord_ptr self, result_batch& b) {
+  auto& st = self->state;
+  const uint64_t upsert_ns = st.clock.now_ns();
+  auto ack = store_batch(self, b);
+  if (!ack) {
+    if (st.group && st.grouped.empty())
+      st.group.reset();  // nothing in it: no transaction left open
+    return std::move(ack.error());
   }
+  grouped_batch g;
+  g.one = self->make_response_promise<batch_ack>();
+  g.outcomes.outcomes.push_back({std::move(*ack), caf::error{}});
+  g.upsert_ns.push_back(upsert_ns);
+  auto promise = g.one;
+  st.grouped.push_back(std::move(g));
+  group_or_commit(self);
+  return promise;
+}
+
+caf::result<batch_outcomes> handle_batches(coord_ptr self, result_batches& m) {
+  auto& st = self->state;
+  if (const auto limit = st.gate->limits().max_batches_per_message; m.batches.size() > limit)
+    return refuse(self,
+                  refusal{errc::over_limit, "max_batches_per_message",
+                          std::to_string(m.batches.size()) + " result batches in one message is over the limit " +
+                              "max_batches_per_message = " + std::to_string(limit)},
+                  "a message of result batches");
+  grouped_batch g;
+  g.is_many = true;
+  auto& outs = g.outcomes.outcomes;
+  outs.reserve(m.batches.size());
+  for (auto& b : m.batches) {
+    g.upsert_ns.push_back(st.clock.now_ns());
+    auto ack = store_batch(self, b);
+    if (ack) {
+      outs.push_back({std::move(*ack), caf::error{}});
+      continue;
+    }
+    if (!st.store->in_transaction())  // the group was rolled back: this message's batches before too
+      for (auto& o : outs)
+        if (!o.error)
+          o.error = ack.error();
+    outs.push_back({batch_ack{b.video, b.analyzer, -1, 0}, std::move(ack.error())});
+  }
+  // After the batches: making the promise takes the request's sender, which they are checked against.
+  g.many = self->make_response_promise<batch_outcomes>();
+  auto promise = g.many;
+  const bool any_stored = std::any_of(g.outcomes.outcomes.begin(), g.outcomes.outcomes.end(),
+                                      [](const batch_outcome& o) { return !o.error; });
+  if (!any_stored) {
+    if (st.group && st.grouped.empty())
+      st.group.reset();
+    promise.deliver(std::move(g.outcomes));
+    return promise;
+  }
+  st.grouped.push_back(std::move(g));
+  group_or_commit(self);
   return promise;
 }
 
@@ -1153,6 +1257,9 @@ coordinator_actor::behavior_type coordinator(coord_ptr self, const std::shared_p
       },
       [self](result_batch& b) {
         return guarded("coordinator: results batch", [&] { return handle_batch(self, b); });
+      },
+      [self](result_batches& m) {
+        return guarded("coordinator: results batches", [&] { return handle_batches(self, m); });
       },
       [self](video_report& r) {
         settle(self);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -18,11 +19,12 @@ struct coordinator_limits {
   uint32_t max_analyzers_per_job = 32;  ///< never more than a ring's consumer entries (shm::max_consumers)
   uint32_t max_input_bytes = 4096;      ///< length of one input (path or URL)
   uint32_t max_frames_per_batch = 1024;
+  uint32_t max_batches_per_message = 1024;  ///< batches in one result_batches from a node
   uint64_t max_queued_videos = 1'000'000;
   uint32_t max_node_cores = 1024;          ///< a node claiming more is refused
   uint64_t max_node_shm_bytes = 1ull << 40;  ///< 1 TiB
   uint32_t retention_days = 30;  ///< finished jobs older than this are deleted (0: keep)
-  uint32_t max_frame_data_bytes = 1u << 20;  ///< one analyzer's result for one frame (JSON text)
+  uint32_t max_frame_data_bytes = 1u << 20;  ///< one analyzer's result for one frame (its stored form)
 };
 
 struct coordinator_options {
@@ -32,6 +34,12 @@ struct coordinator_options {
   coordinator_limits limits;
   /// Counted into when set (--metrics.port); shared with the /metrics endpoint.
   std::shared_ptr<coordinator_metrics> metrics;
+  /// Group commit: how long an open group of result batches may wait for more
+  /// once nothing else is in the mailbox (0: commit at once). Each commit
+  /// writes every page it touched to the WAL, and the batches of many nodes
+  /// touch many pages, so waiting a little for the next nodes' messages
+  /// writes fewer pages per result; an acknowledgement comes that much later.
+  std::chrono::microseconds group_commit_linger{0};
 };
 
 /// Spawns the coordinator on its own thread (it writes SQLite synchronously).

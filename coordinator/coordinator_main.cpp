@@ -42,6 +42,7 @@ struct coordinator_config : caf::actor_system_config {
   framehive::metrics_options metrics{"127.0.0.1", framehive::default_coordinator_metrics_port};
   framehive::web_options web{"127.0.0.1", framehive::default_web_port};
   uint64_t max_node_shm_gb = limits.max_node_shm_bytes >> 30;
+  uint32_t group_commit_linger_us = 1000;
   coordinator_config() {
     opt_group{custom_options_, "global"}
         .add(port, "port,p", "TCP port for nodes and the CLI")
@@ -55,6 +56,10 @@ struct coordinator_config : caf::actor_system_config {
         .add(storage.max_blob_bytes, "max-blob-bytes", "one uploaded video or artifact, in bytes")
         .add(storage.max_store_bytes, "max-store-bytes",
              "all stored blobs plus uploads in progress, in bytes (data-dir/blobs)");
+    opt_group{custom_options_, "storage"}.add(
+        group_commit_linger_us, "group-commit-linger-us",
+        "microseconds a group of result batches waits for more before it commits (0: at once); "
+        "their acknowledgements wait as long");
     opt_group{custom_options_, "metrics"}
         .add(metrics.port, "port", "port of the Prometheus endpoint /metrics (0: none)")
         .add(metrics.bind, "bind", "address of the Prometheus endpoint (127.0.0.1: this machine only)");
@@ -73,6 +78,8 @@ struct coordinator_config : caf::actor_system_config {
              "analyzers in one job (at most the ring's consumer entries)")
         .add(limits.max_input_bytes, "max-input-bytes", "length of one input path or URL, in bytes")
         .add(limits.max_frames_per_batch, "max-frames-per-batch", "frames in one result batch from a node")
+        .add(limits.max_batches_per_message, "max-batches-per-message",
+             "result batches a node forwards in one message")
         .add(limits.max_queued_videos, "max-queued-videos", "videos waiting for a node, over all jobs")
         .add(limits.max_node_cores, "max-node-cores", "a node claiming more cores is refused")
         .add(max_node_shm_gb, "max-node-shm-gb", "a node claiming a larger shm budget (GiB) is refused")
@@ -84,6 +91,7 @@ struct coordinator_config : caf::actor_system_config {
     o.tls_ca = tls.enabled() ? tls.ca : std::string{};
     o.limits = limits;
     o.limits.max_node_shm_bytes = max_node_shm_gb << 30;
+    o.group_commit_linger = std::chrono::microseconds(std::min<uint32_t>(group_commit_linger_us, 1'000'000));
     if (o.limits.max_analyzers_per_job > framehive::shm::max_consumers) {
       spdlog::warn("limits.max-analyzers-per-job={} is more than a ring's {} consumer entries; using {}",
                    o.limits.max_analyzers_per_job, framehive::shm::max_consumers, framehive::shm::max_consumers);

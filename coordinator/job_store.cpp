@@ -405,21 +405,32 @@ store_result<video_row> read_video(const std::string& state_text, video_row r) {
 
 // -- transaction -----------------------------------------------------------------------
 
+namespace {
+
+/// Steps a prepared statement that returns no rows, once; SQLITE_DONE is success.
+int step_once(sqlite3_stmt* s) {
+  const int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  return rc;
+}
+
+}  // namespace
+
 transaction::~transaction() {
   if (!db_)
     return;
   // If SQLite already rolled the whole transaction back (some errors do), the
   // savepoint is gone and these fail harmlessly.
-  sqlite3_exec(db_, "ROLLBACK TO framehive_tx", nullptr, nullptr, nullptr);
-  sqlite3_exec(db_, "RELEASE framehive_tx", nullptr, nullptr, nullptr);
+  step_once(sp_->rollback);
+  step_once(sp_->release);
+  ++*sp_->rollbacks;
 }
 
 store_status transaction::commit() {
   if (!db_)
     return std::string("job store: commit of a finished transaction");
-  sqlite3* db = db_;
-  if (sqlite3_exec(db, "RELEASE framehive_tx", nullptr, nullptr, nullptr) != SQLITE_OK)
-    return sqlite_error(db, "commit");  // still open: the destructor rolls back
+  if (step_once(sp_->release) != SQLITE_DONE)
+    return sqlite_error(db_, "commit");  // still open: the destructor rolls back
   db_ = nullptr;
   return unit{};
 }
@@ -433,7 +444,15 @@ store_result<std::unique_ptr<job_store>> job_store::open(const std::string& dir)
     return "cannot create data directory " + dir + ": " + ec.message();
   const std::string path = dir + "/framehive.db";
   sqlite3* db = nullptr;
-  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+  // SQLite counts its allocations under a global mutex unless told not to;
+  // nothing here reads those counts. Before the first connection is opened.
+  static const bool memstatus_off = [] { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK; }();
+  (void)memstatus_off;
+  // No mutex: one thread at a time uses a store (the coordinator actor's;
+  // CAF runs an actor on one thread at a time), so SQLite's serialized mode
+  // would only add a lock and an unlock to every call.
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
     std::string msg = "cannot open " + path + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
     sqlite3_close(db);
     return msg;
@@ -442,6 +461,12 @@ store_result<std::unique_ptr<job_store>> job_store::open(const std::string& dir)
   std::unique_ptr<job_store> s(new job_store(db));
   if (auto r = s->exec(schema); !r)
     return "cannot initialise " + path + ": " + r.error();
+  for (auto [sql, stmt] : {std::pair{"SAVEPOINT framehive_tx", &s->savepoint_},
+                           std::pair{"RELEASE framehive_tx", &s->savepoint_end_.release},
+                           std::pair{"ROLLBACK TO framehive_tx", &s->savepoint_end_.rollback}})
+    if (sqlite3_prepare_v2(db, sql, -1, stmt, nullptr) != SQLITE_OK)
+      return "cannot initialise " + path + ": " + sqlite_error(db, sql);
+  s->savepoint_end_.rollbacks = &s->rollbacks_;
   if (auto r = s->convert_old_results(); !r)
     return "cannot convert the results of " + path + ": " + r.error();
   return s;
@@ -503,6 +528,8 @@ store_status job_store::convert_old_results() {
 job_store::~job_store() {
   for (auto& [sql, c] : cache_)
     sqlite3_finalize(c.stmt);
+  for (sqlite3_stmt* st : {savepoint_, savepoint_end_.release, savepoint_end_.rollback})
+    sqlite3_finalize(st);
   sqlite3_close(db_);
 }
 
@@ -521,9 +548,9 @@ bool job_store::in_transaction() const noexcept {
 }
 
 store_result<transaction> job_store::begin() {
-  if (auto r = exec("SAVEPOINT framehive_tx"); !r)
-    return r.error();
-  return transaction{db_};
+  if (step_once(savepoint_) != SQLITE_DONE)
+    return sqlite_error(db_, "begin");
+  return transaction{db_, &savepoint_end_};
 }
 
 store_result<job_store::query> job_store::prepare(std::string_view sql) {
@@ -825,6 +852,8 @@ store_result<bool> job_store::erase_job(uint64_t job) {
       return r.error();
   if (auto r = tx->commit(); !r)
     return r.error();
+  forget_memos();  // its videos' ids may be given again
+  analyzer_lists_.clear();
   return true;
 }
 
@@ -905,10 +934,34 @@ sampling take_of(const video_row& v, const std::string& analyzer) {
 
 }  // namespace
 
+void job_store::forget_memos() {
+  memos_.clear();
+  time_base_known_.clear();
+  memo_rollbacks_ = rollbacks_;
+}
+
+store_result<job_store::stream_memo*> job_store::memo(uint64_t video, const std::string& analyzer) {
+  if (memo_rollbacks_ != rollbacks_ || memos_.size() >= max_memos)
+    forget_memos();
+  auto key = std::make_pair(video, analyzer);
+  auto it = memos_.find(key);
+  if (it == memos_.end()) {
+    auto wm = watermark(video, analyzer);
+    if (!wm)
+      return wm.error();
+    it = memos_.emplace(std::move(key), stream_memo{*wm, false, {}}).first;
+  }
+  return &it->second;
+}
+
 store_result<int64_t> job_store::upsert(const result_batch& b) {
   auto number = analyzer_number(b.video, b.analyzer);
   if (!number)
     return number.error();
+  auto known = memo(b.video, b.analyzer);
+  if (!known)
+    return known.error();
+  stream_memo& m = **known;
   auto tx = begin();
   if (!tx)
     return tx.error();
@@ -928,45 +981,57 @@ store_result<int64_t> job_store::upsert(const result_batch& b) {
       q->rewind();
     }
   }
+  // A memo changed here is void if this transaction rolls back (see memo()).
   if (!b.frames.empty()) {
-    if (auto r = run(sql_add_result_node, b.video, *number, b.node); !r)
-      return r.error();
-    if (b.time_base > 0)
+    if (std::find(m.nodes.begin(), m.nodes.end(), b.node) == m.nodes.end()) {
+      if (auto r = run(sql_add_result_node, b.video, *number, b.node); !r)
+        return r.error();
+      m.nodes.push_back(b.node);
+    }
+    if (b.time_base > 0 && !time_base_known_[b.video]) {
       if (auto r = run(sql_add_time_base, b.video, b.time_base); !r)
         return r.error();
+      time_base_known_[b.video] = true;
+    }
   }
-  auto wm = watermark(b.video, b.analyzer);
-  if (!wm)
-    return wm;
-  int64_t mark = *wm;
+  int64_t mark = m.watermark;
   // The watermark runs to the end of the run of coverages that starts at
   // frame 0. A batch after a gap (its predecessor is not stored yet) waits in
   // `coverage` until the one that fills the gap carries the mark over it.
   if (const auto covered = coverage_of(b); covered && covered->first > mark + 1) {
     if (auto r = run(sql_add_coverage, b.video, b.analyzer, covered->first, covered->second); !r)
       return r.error();
+    m.no_coverage = false;
   } else if (covered) {
     mark = std::max(mark, covered->second);
-    auto q = prepare(sql_coverage);
-    if (!q)
-      return q.error();
-    q->bind_all(b.video, b.analyzer);
-    bool absorbed = false;
-    auto walked = q->each_row([&] {
-      if (q->i64(0) > mark + 1)
-        return false;
-      mark = std::max(mark, q->i64(1));
-      absorbed = true;
-      return true;
-    });
-    if (!walked)
-      return walked.error();
-    if (absorbed)
-      if (auto r = run(sql_drop_coverage, b.video, b.analyzer, mark + 1); !r)
-        return r.error();
+    if (!m.no_coverage) {
+      auto q = prepare(sql_coverage);
+      if (!q)
+        return q.error();
+      q->bind_all(b.video, b.analyzer);
+      bool absorbed = false, beyond = false;
+      auto walked = q->each_row([&] {
+        if (q->i64(0) > mark + 1) {
+          beyond = true;  // after another gap: it stays
+          return false;
+        }
+        mark = std::max(mark, q->i64(1));
+        absorbed = true;
+        return true;
+      });
+      if (!walked)
+        return walked.error();
+      if (absorbed)
+        if (auto r = run(sql_drop_coverage, b.video, b.analyzer, mark + 1); !r)
+          return r.error();
+      m.no_coverage = !beyond;
+    }
   }
-  if (auto r = run(sql_set_watermark, b.video, b.analyzer, mark); !r)
-    return r.error();
+  if (mark != m.watermark) {
+    if (auto r = run(sql_set_watermark, b.video, b.analyzer, mark); !r)
+      return r.error();
+    m.watermark = mark;
+  }
   if (auto r = tx->commit(); !r)
     return r.error();
   return mark;
@@ -1031,7 +1096,7 @@ store_result<double> job_store::time_base(uint64_t video) {
   return *row ? q->f64(0) : 0.0;
 }
 
-store_status job_store::each_frame(uint64_t video, const std::string& analyzer,
+store_status job_store::each_frame(uint64_t video, const std::string& analyzer, analysis::decode_scope scope,
                                    const std::function<void(int64_t, int64_t, double, nlohmann::json)>& on_frame) {
   auto number = analyzer_number(video, analyzer);
   if (!number)
@@ -1047,7 +1112,7 @@ store_status job_store::each_frame(uint64_t video, const std::string& analyzer,
     const int64_t pts = q->i64(1);
     // Bytes that are not a stored result (never written by a consumer: the
     // coordinator checks each batch) read as an empty object.
-    auto data = analysis::decode_result(q->view(2));
+    auto data = analysis::decode_result(q->view(2), scope);
     on_frame(q->i64(0), pts, static_cast<double>(pts) * *tb,
              data ? std::move(*data) : nlohmann::json::object());
   });
@@ -1056,9 +1121,11 @@ store_status job_store::each_frame(uint64_t video, const std::string& analyzer,
 store_result<std::vector<analysis::stored_frame>> job_store::frames(uint64_t video,
                                                                     const std::string& analyzer) {
   std::vector<analysis::stored_frame> out;
-  auto r = each_frame(video, analyzer, [&](int64_t frame, int64_t, double t, nlohmann::json data) {
-    out.push_back({frame, std::move(data), t});
-  });
+  // For summaries, which never read boxes.
+  auto r = each_frame(video, analyzer, analysis::decode_scope::without_boxes,
+                      [&](int64_t frame, int64_t, double t, nlohmann::json data) {
+                        out.push_back({frame, std::move(data), t});
+                      });
   if (!r)
     return r.error();
   return out;
@@ -1144,9 +1211,10 @@ store_result<analyzer_results> job_store::analyzer_results_of(const video_row& v
     return r.error();
   if (!with_frames)
     return out;
-  auto r = each_frame(v.id, analyzer, [&](int64_t frame, int64_t pts, double t, nlohmann::json data) {
-    out.frames.push_back(analysis::to_record(frame, pts, t, data));
-  });
+  auto r = each_frame(v.id, analyzer, analysis::decode_scope::all,
+                      [&](int64_t frame, int64_t pts, double t, nlohmann::json data) {
+                        out.frames.push_back(analysis::to_record(frame, pts, t, data));
+                      });
   if (!r)
     return r.error();
   return out;

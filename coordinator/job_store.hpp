@@ -23,6 +23,7 @@
 
 #include "actors/messages.hpp"
 #include "analysis/catalog.hpp"
+#include "analysis/result_codec.hpp"
 #include "common/result.hpp"
 
 struct sqlite3;
@@ -74,7 +75,7 @@ class job_store;
 /// inside a caller's.
 class transaction {
  public:
-  transaction(transaction&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+  transaction(transaction&& other) noexcept : db_(other.db_), sp_(other.sp_) { other.db_ = nullptr; }
   transaction& operator=(transaction&&) = delete;
   transaction(const transaction&) = delete;
   transaction& operator=(const transaction&) = delete;
@@ -83,10 +84,19 @@ class transaction {
   /// Makes the writes permanent (or part of the enclosing transaction).
   store_status commit();
 
+  /// The store's prepared RELEASE and ROLLBACK TO of its savepoint: a
+  /// transaction per result batch should not parse SQL.
+  struct statements {
+    sqlite3_stmt* release = nullptr;
+    sqlite3_stmt* rollback = nullptr;
+    uint64_t* rollbacks = nullptr;  ///< counted up by each rollback (the store's memos are then void)
+  };
+
  private:
   friend class job_store;
-  explicit transaction(sqlite3* db) noexcept : db_(db) {}
+  transaction(sqlite3* db, const statements* sp) noexcept : db_(db), sp_(sp) {}
   sqlite3* db_;  ///< nullptr once committed or moved from
+  const statements* sp_;
 };
 
 class job_store {
@@ -191,7 +201,7 @@ class job_store {
   store_result<analysis::detect_options> detect_of(uint64_t job);
   store_result<std::vector<analysis::stored_frame>> frames(uint64_t video, const std::string& analyzer);
   /// Calls `on_frame(frame, pts, t, data)` for each stored result of (video, analyzer), in frame order.
-  store_status each_frame(uint64_t video, const std::string& analyzer,
+  store_status each_frame(uint64_t video, const std::string& analyzer, analysis::decode_scope scope,
                           const std::function<void(int64_t, int64_t, double, nlohmann::json)>& on_frame);
   /// `analyzer`'s place in the analyzers of `video`'s job: its results' key in frame_results.
   store_result<int> analyzer_number(uint64_t video, const std::string& analyzer);
@@ -209,10 +219,29 @@ class job_store {
   };
 
   sqlite3* db_ = nullptr;
+  sqlite3_stmt* savepoint_ = nullptr;
+  transaction::statements savepoint_end_;
   std::unordered_map<std::string_view, cached_statement> cache_;  ///< keyed by the SQL literal
   /// Each video's analyzer names (its job's, which never change), for analyzer_number.
   std::unordered_map<uint64_t, std::vector<std::string>> analyzer_lists_;
   static constexpr std::size_t max_cached_analyzer_lists = 100'000;
+
+  // -- what upsert knows of the stored state, so that a batch costs its rows,
+  // one watermark write and its savepoint, not a read of what the batch
+  // before it wrote. Void after any rollback (the store cannot tell whose),
+  // and after a job is erased (its ids may come back).
+  struct stream_memo {
+    int64_t watermark = -1;
+    bool no_coverage = false;        ///< known: no batch after a gap waits in `coverage`
+    std::vector<std::string> nodes;  ///< in result_nodes already
+  };
+  store_result<stream_memo*> memo(uint64_t video, const std::string& analyzer);
+  void forget_memos();
+  std::map<std::pair<uint64_t, std::string>, stream_memo> memos_;
+  std::unordered_map<uint64_t, bool> time_base_known_;
+  uint64_t rollbacks_ = 0;       ///< counted by transactions that rolled back
+  uint64_t memo_rollbacks_ = 0;  ///< rollbacks_ when the memos were last known good
+  static constexpr std::size_t max_memos = 100'000;
 };
 
 }  // namespace framehive

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <variant>
@@ -56,6 +57,9 @@ constexpr uint64_t clips_spare_slots = 4;
 /// A batch with more frames than this many times batch_frames is refused: our
 /// consumers never send one (they flush at batch_frames).
 constexpr uint32_t batch_cap_factor = 4;
+/// Result batches in one message to the coordinator at most (its limit,
+/// max_batches_per_message, is larger).
+constexpr std::size_t max_batches_per_message = 64;
 /// Fetching a blob from the coordinator: a few retries, 250 ms, 500 ms, ... up to 5 s.
 constexpr backoff_policy fetch_backoff{std::chrono::milliseconds(250), std::chrono::seconds(5), 2};
 constexpr uint32_t fetch_attempts = 5;
@@ -119,6 +123,12 @@ struct video_entry {
   bool artifacts_taken = false;  ///< done once: its artifacts were sent (or dropped) already
 };
 
+/// A consumer's result batch waiting to go to the coordinator, and whom to answer.
+struct outgoing_batch {
+  result_batch batch;
+  caf::typed_response_promise<batch_ack> promise;
+};
+
 struct node_state {
   static inline const char* name = "node";
   steady_clock clock;  ///< first: the pool and the supervisors hold references to it
@@ -138,6 +148,9 @@ struct node_state {
   uint64_t last_status_ns = 0;
   uint64_t refused_inputs = 0;   ///< videos failed by the input policy
   uint64_t refused_batches = 0;  ///< result batches refused (size, frames, analyzer)
+  // -- result batches to the coordinator: see send_batches --------------------------
+  std::deque<outgoing_batch> outbox;  ///< waiting for the message in flight to be answered
+  bool batches_in_flight = false;
 };
 
 using node_ptr = node_full_actor::stateful_pointer<node_state>;
@@ -1243,6 +1256,70 @@ void on_batch_refused(node_ptr self, uint64_t video, uint64_t epoch, const caf::
   stop_video(self, video);
 }
 
+// -- result batches to the coordinator ---------------------------------------------------
+//
+// Consumers' batches go to the coordinator in messages of several
+// (result_batches), one message in flight: what arrives while it is being
+// answered waits in the outbox and leaves in the next one. Nothing waits on
+// an idle path (a lone batch leaves at once), and under load the coordinator
+// pays its per-message costs once per message instead of once per batch. A
+// consumer sees its own batch answered as before.
+
+void send_batches(node_ptr self);
+
+/// Answers one batch: `error` (refused, or the whole message failed) or its ack.
+void answer_batch(node_ptr self, outgoing_batch& o, batch_outcome&& out, uint64_t sent_ns) {
+  auto& st = self->state;
+  if (out.error) {
+    guarded("node: batch refused", [&] { on_batch_refused(self, o.batch.video, o.batch.epoch, out.error); });
+    o.promise.deliver(std::move(out.error));
+    return;
+  }
+  if (auto* m = st.opt.metrics.get())
+    m->batch_acked(out.ack.analyzer, out.ack.stored, static_cast<double>(st.clock.now_ns() - sent_ns) / 1e9);
+  o.promise.deliver(std::move(out.ack));
+}
+
+/// Sends what waits in the outbox (up to max_batches_per_message) unless a message is in flight.
+void send_batches(node_ptr self) {
+  auto& st = self->state;
+  if (st.batches_in_flight || st.outbox.empty())
+    return;
+  if (!st.registered) {
+    for (auto& o : std::exchange(st.outbox, {}))
+      o.promise.deliver(make_error(errc::unavailable, "coordinator not connected"));
+    return;
+  }
+  auto sent = std::make_shared<std::vector<outgoing_batch>>();
+  result_batches msg;
+  while (!st.outbox.empty() && sent->size() < max_batches_per_message) {
+    msg.batches.push_back(std::move(st.outbox.front().batch));
+    sent->push_back(std::move(st.outbox.front()));
+    st.outbox.pop_front();
+  }
+  st.batches_in_flight = true;
+  const uint64_t sent_ns = st.clock.now_ns();
+  self->request(st.coord, request_timeout, std::move(msg))
+      .then(
+          [self, sent, sent_ns](batch_outcomes& r) {
+            auto& outs = r.outcomes;
+            for (std::size_t i = 0; i < sent->size(); ++i)
+              answer_batch(self, (*sent)[i], i < outs.size() ? std::move(outs[i])
+                                                             : batch_outcome{{}, make_error(errc::internal,
+                                                                                 "the coordinator's answer "
+                                                                                 "misses this batch")},
+                           sent_ns);
+            self->state.batches_in_flight = false;
+            send_batches(self);
+          },
+          [self, sent, sent_ns](caf::error& e) {
+            for (auto& o : *sent)
+              answer_batch(self, o, batch_outcome{{}, e}, sent_ns);
+            self->state.batches_in_flight = false;
+            send_batches(self);
+          });
+}
+
 caf::result<batch_ack> on_result_batch(node_ptr self, result_batch& b) {
   auto& st = self->state;
   const auto* v = find_video(self, b.video, b.epoch);
@@ -1255,20 +1332,8 @@ caf::result<batch_ack> on_result_batch(node_ptr self, result_batch& b) {
     return make_error(errc::unavailable, "coordinator not connected");
   b.node = st.opt.name;
   auto rp = self->make_response_promise<batch_ack>();
-  const uint64_t video = b.video;
-  const uint64_t epoch = b.epoch;
-  self->request(st.coord, request_timeout, std::move(b))
-      .then(
-          [self, rp, sent_ns = st.clock.now_ns()](batch_ack& a) mutable {
-            if (auto* m = self->state.opt.metrics.get())
-              m->batch_acked(a.analyzer, a.stored,
-                             static_cast<double>(self->state.clock.now_ns() - sent_ns) / 1e9);
-            rp.deliver(a);
-          },
-          [self, rp, video, epoch](caf::error& e) mutable {
-            guarded("node: batch refused", [&] { on_batch_refused(self, video, epoch, e); });
-            rp.deliver(e);
-          });
+  st.outbox.push_back(outgoing_batch{std::move(b), rp});  // they leave in the order they arrive
+  send_batches(self);
   return rp;
 }
 

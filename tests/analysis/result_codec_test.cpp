@@ -87,6 +87,18 @@ TEST(ResultCodec, NonFiniteNumbersAndNonObjectsAreWhatJsonTextMadeOfThem) {
   EXPECT_EQ(encode_result(json(5)), "");
 }
 
+TEST(ResultCodec, SummariesCanLeaveTheBoxesOut) {
+  const json people{{"ms", 60.5}, {"count", 2}, {"boxes", {{10, 20, 64, 128}, {300, 40, 70, 140}}}};
+  const std::string b = encode_result(people);
+  auto without = decode_result(b, decode_scope::without_boxes);
+  ASSERT_TRUE(without.ok());
+  EXPECT_EQ(*without, json({{"ms", 60.5}, {"count", 2}}));
+  // Nested `boxes` (not a top-level member) are kept; broken boxes are an error either way.
+  const json nested{{"clip", {{"boxes", 1}}}};
+  EXPECT_EQ(*decode_result(encode_result(nested), decode_scope::without_boxes), nested);
+  EXPECT_FALSE(decode_result(b.substr(0, b.size() - 1), decode_scope::without_boxes).ok());
+}
+
 TEST(ResultCodec, EveryTruncationIsAnErrorNamingWhere) {
   const std::string whole = encode_result(
       {{"ms", 1.5}, {"boxes", {{1, 2, 3, 4}}}, {"path", "/x.jpg"}, {"my class", 2}, {"clip", {{"start_s", 1.5}}}});

@@ -58,6 +58,7 @@ caf::behavior fake_node(caf::stateful_actor<fake_node_state>* self, caf::actor s
       },
       [self](challenge_atom) { return relay<std::string>(self, challenge_atom::value); },
       [self](result_batch& b) { return relay<batch_ack>(self, std::move(b)); },
+      [self](result_batches& m) { return relay<batch_outcomes>(self, std::move(m)); },
       [self](video_report& r) { return relay<caf::ok_atom>(self, std::move(r)); },
       [self](artifact_chunk& c) { return relay<uint64_t>(self, std::move(c)); },
       [self](node_status& s) {
@@ -450,6 +451,36 @@ TEST_F(CoordinatorActor, ABatchOverTheLimitsOrOutsideTheVideoIsRefusedAndMovesNo
   // Nothing of the refused batches was stored; the watermark did not move.
   EXPECT_EQ(ask<job_results>(results_atom::value, job, true).videos.at(0).analyzers.at(0).frames.size(), 2u);
   EXPECT_EQ(ask_to<batch_ack>(node, batch(t, {2})).watermark, 2);
+}
+
+TEST_F(CoordinatorActor, BatchesInOneMessageAreEachStoredOrRefusedOnTheirOwnInOrder) {
+  coordinator_options o;
+  o.limits.max_frames_per_batch = 8;
+  o.limits.max_batches_per_message = 4;
+  restart_with(o);
+  const auto job = ask<uint64_t>(job_spec{{"/v/a.mp4"}, {"stats"}, 1});
+  register_node("n1");
+  const video_task t = next_task();
+  auto other = t;
+  other.video = t.video + 1000;  // no such video
+  result_batches m;
+  m.batches = {batch(t, {0, 1, 2}), batch(t, {3, 4, 5, 6, 7, 8, 9, 10, 11}), batch(other, {0}), batch(t, {3, 4})};
+  const auto r = ask_to<batch_outcomes>(node, m);
+  ASSERT_EQ(r.outcomes.size(), 4u);
+  EXPECT_FALSE(r.outcomes[0].error);
+  EXPECT_EQ(r.outcomes[0].ack.watermark, 2);
+  EXPECT_EQ(r.outcomes[0].ack.stored, 3u);
+  EXPECT_EQ(r.outcomes[1].error.code(), code(errc::over_limit));  // 9 frames: refused alone
+  EXPECT_TRUE(r.outcomes[2].error);                                // not this node's video
+  EXPECT_FALSE(r.outcomes[3].error);
+  EXPECT_EQ(r.outcomes[3].ack.watermark, 4);  // after the first: answered in order
+  EXPECT_EQ(ask<job_results>(results_atom::value, job, true).videos.at(0).analyzers.at(0).frames.size(), 5u);
+  // More batches than the limit: the message is refused whole, nothing stored.
+  m.batches = {batch(t, {5}), batch(t, {6}), batch(t, {7}), batch(t, {8}), batch(t, {9})};
+  const auto over = error_of<batch_outcomes>(node, m);
+  EXPECT_EQ(over.first, code(errc::over_limit));
+  EXPECT_NE(over.second.find("max_batches_per_message = 4"), std::string::npos) << over.second;
+  EXPECT_EQ(ask<job_results>(results_atom::value, job, true).videos.at(0).analyzers.at(0).frames.size(), 5u);
 }
 
 // -- challenges (a coordinator with a cluster CA) -----------------------------------------------
