@@ -172,7 +172,8 @@ void put_value(const nlohmann::json& v, uint8_t slot_bits, bool precise, int dep
 /// it only walks (check_result).
 class reader {
  public:
-  reader(std::string_view bytes, bool build, bool boxes = true) : b_(bytes), build_(build), boxes_(boxes) {}
+  reader(std::string_view bytes, bool build, decode_scope scope = decode_scope::all)
+      : b_(bytes), build_(build), boxes_(scope == decode_scope::all), shortest_(scope == decode_scope::all) {}
 
   bool members_to_end(nlohmann::json& out) {
     while (ok() && pos_ < b_.size())
@@ -301,7 +302,7 @@ class reader {
           float f;
           std::memcpy(&f, s->data(), 4);
           if (build_)
-            out = widened(f);
+            out = shortest_ ? widened(f) : (std::isfinite(f) ? nlohmann::json(double{f}) : nlohmann::json(nullptr));
         }
         return;
       case t_f64:
@@ -366,6 +367,7 @@ class reader {
   std::size_t pos_ = 0;
   bool build_ = true;
   bool boxes_ = true;
+  bool shortest_ = true;
   std::string error_;
 };
 
@@ -386,7 +388,7 @@ std::string encode_result(const nlohmann::json& object) {
 
 result<nlohmann::json, std::string> decode_result(std::string_view bytes, decode_scope scope) {
   nlohmann::json out = nlohmann::json::object();
-  reader r(bytes, true, scope == decode_scope::all);
+  reader r(bytes, true, scope);
   if (!r.members_to_end(out))
     return r.error();
   return out;

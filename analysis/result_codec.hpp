@@ -47,9 +47,12 @@ void encode_result(const nlohmann::json& object, std::string& out);
 /// The stored form of `object`.
 std::string encode_result(const nlohmann::json& object);
 
-/// What decode_result builds: everything, or everything but the top-level
-/// `boxes` (summaries never read them, and they are most of a detector's bytes).
-enum class decode_scope { all, without_boxes };
+/// What decode_result builds: everything, as users read it; or what a
+/// summary reads: no top-level `boxes` (summaries never read them, and they
+/// are most of a detector's bytes), measurements as the float32 they are
+/// (a cast, not the shortest decimal: a mean of thousands of frames does not
+/// see the difference, and the decimal's search is most of a decode).
+enum class decode_scope { all, summary };
 
 /// The object `bytes` hold, or why they are not a stored result ("truncated
 /// float32 at byte 7", "unknown key number 200 at byte 3"). Never throws.

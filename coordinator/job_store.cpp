@@ -1122,7 +1122,7 @@ store_result<std::vector<analysis::stored_frame>> job_store::frames(uint64_t vid
                                                                     const std::string& analyzer) {
   std::vector<analysis::stored_frame> out;
   // For summaries, which never read boxes.
-  auto r = each_frame(video, analyzer, analysis::decode_scope::without_boxes,
+  auto r = each_frame(video, analyzer, analysis::decode_scope::summary,
                       [&](int64_t frame, int64_t, double t, nlohmann::json data) {
                         out.push_back({frame, std::move(data), t});
                       });

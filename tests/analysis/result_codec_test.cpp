@@ -87,16 +87,19 @@ TEST(ResultCodec, NonFiniteNumbersAndNonObjectsAreWhatJsonTextMadeOfThem) {
   EXPECT_EQ(encode_result(json(5)), "");
 }
 
-TEST(ResultCodec, SummariesCanLeaveTheBoxesOut) {
+TEST(ResultCodec, SummariesLeaveTheBoxesOutAndReadFloatsAsStored) {
   const json people{{"ms", 60.5}, {"count", 2}, {"boxes", {{10, 20, 64, 128}, {300, 40, 70, 140}}}};
   const std::string b = encode_result(people);
-  auto without = decode_result(b, decode_scope::without_boxes);
+  auto without = decode_result(b, decode_scope::summary);
   ASSERT_TRUE(without.ok());
   EXPECT_EQ(*without, json({{"ms", 60.5}, {"count", 2}}));
   // Nested `boxes` (not a top-level member) are kept; broken boxes are an error either way.
   const json nested{{"clip", {{"boxes", 1}}}};
-  EXPECT_EQ(*decode_result(encode_result(nested), decode_scope::without_boxes), nested);
-  EXPECT_FALSE(decode_result(b.substr(0, b.size() - 1), decode_scope::without_boxes).ok());
+  EXPECT_EQ(*decode_result(encode_result(nested), decode_scope::summary), nested);
+  EXPECT_FALSE(decode_result(b.substr(0, b.size() - 1), decode_scope::summary).ok());
+  // Measurements as the float32 they are stored as.
+  EXPECT_EQ((*decode_result(encode_result({{"fg", 0.1}}), decode_scope::summary))["fg"].get<double>(),
+            static_cast<double>(0.1f));
 }
 
 TEST(ResultCodec, EveryTruncationIsAnErrorNamingWhere) {
