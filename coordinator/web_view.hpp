@@ -39,10 +39,6 @@ inline constexpr uint16_t default_web_port = 9470;
 struct web_options {
   std::string bind = "127.0.0.1";  ///< an IPv4 address; beyond 127.0.0.0/8 the view is HTTPS
   uint16_t port = 0;               ///< 0: no web view
-  /// Not read any more (the certificates below decide); kept so that the
-  /// `{bind, port, tls}` initialisers of tests/coordinator/web_view_test.cpp
-  /// still compile. Remove it with them.
-  bool tls = false;
   /// The cluster's TLS files (--tls.ca/.cert/.key): required beyond loopback,
   /// where the view is HTTPS with this certificate and admits only clients
   /// with a certificate of this CA. Not used on loopback.

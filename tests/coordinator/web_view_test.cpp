@@ -53,7 +53,7 @@ class WebViewQueries : public ::testing::Test {
 
 TEST_F(WebViewQueries, ASilentCoordinatorCostsA503AfterTheDeadlineNeverAThread) {
   auto stuck = sys_.spawn(silent);
-  auto w = web_view::start({"127.0.0.1", free_loopback_port(), false},
+  auto w = web_view::start({"127.0.0.1", free_loopback_port()},
                            ask_coordinator(sys_, caf::actor_cast<coordinator_actor>(stuck), milliseconds(300)));
   ASSERT_TRUE(w) << w.error();
   const uint16_t port = (*w)->port();
@@ -81,7 +81,7 @@ TEST_F(WebViewQueries, AGoneCoordinatorCostsA503AtOnce) {
   self->monitor(gone);
   self->send_exit(gone, caf::exit_reason::kill);
   self->receive([](caf::down_msg&) {});
-  auto w = web_view::start({"127.0.0.1", free_loopback_port(), false},
+  auto w = web_view::start({"127.0.0.1", free_loopback_port()},
                            ask_coordinator(sys_, caf::actor_cast<coordinator_actor>(gone), std::chrono::seconds(30)));
   ASSERT_TRUE(w) << w.error();
   const reply r = get((*w)->port(), "/api/status");
@@ -92,17 +92,17 @@ TEST_F(WebViewQueries, AGoneCoordinatorCostsA503AtOnce) {
 
 TEST_F(WebViewQueries, OnlyLoopbackAndAFreePortStartAView) {
   auto h = caf::actor_cast<coordinator_actor>(sys_.spawn(silent));
-  auto beyond = web_view::start({"0.0.0.0", free_loopback_port(), true}, ask_coordinator(sys_, h, milliseconds(100)));
+  auto beyond = web_view::start({"0.0.0.0", free_loopback_port()}, ask_coordinator(sys_, h, milliseconds(100)));
   ASSERT_FALSE(beyond);
   EXPECT_NE(beyond.error().find("must be HTTPS"), std::string::npos) << beyond.error();
-  auto named = web_view::start({"localhost", free_loopback_port(), false}, ask_coordinator(sys_, h, milliseconds(100)));
+  auto named = web_view::start({"localhost", free_loopback_port()}, ask_coordinator(sys_, h, milliseconds(100)));
   EXPECT_FALSE(named);  // an address, not a name: what civetweb binds is what was checked
-  EXPECT_FALSE(web_view::start({"127.0.0.1", 0, false}, ask_coordinator(sys_, h, milliseconds(100))));
+  EXPECT_FALSE(web_view::start({"127.0.0.1", 0}, ask_coordinator(sys_, h, milliseconds(100))));
 
-  auto first = web_view::start({"127.0.0.1", free_loopback_port(), false}, ask_coordinator(sys_, h, milliseconds(100)));
+  auto first = web_view::start({"127.0.0.1", free_loopback_port()}, ask_coordinator(sys_, h, milliseconds(100)));
   ASSERT_TRUE(first) << first.error();
   auto second =
-      web_view::start({"127.0.0.1", (*first)->port(), false}, ask_coordinator(sys_, h, milliseconds(100)));
+      web_view::start({"127.0.0.1", (*first)->port()}, ask_coordinator(sys_, h, milliseconds(100)));
   ASSERT_FALSE(second);
   EXPECT_NE(second.error().find(std::to_string((*first)->port())), std::string::npos) << second.error();
   caf::anon_send_exit(h, caf::exit_reason::kill);
