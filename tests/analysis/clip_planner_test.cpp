@@ -95,8 +95,9 @@ TEST(ClipPlanner, SegmentsArePaddedMergedAndShortOnesDropped) {
     in_kept += f.in_clip && ((f.frame >= 95 && f.frame <= 215) || (f.frame >= 395 && f.frame <= 454));
   EXPECT_EQ(in_kept, (215 - 95 + 1) + (454 - 395 + 1));
   for (const auto& f : o.frames) {
-    if (f.frame == 95 || f.frame == 395)
+    if (f.frame == 95 || f.frame == 395) {
       EXPECT_TRUE(f.opens) << f.frame;
+    }
     if (f.closes && f.frame == 215) {
       EXPECT_EQ(f.active_start, 100);
       EXPECT_EQ(f.active_end, 210);
