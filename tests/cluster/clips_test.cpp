@@ -100,10 +100,11 @@ class Clips : public cluster {
         EXPECT_GE(db, min_psnr_db) << file << " frame " << i << " (source frame " << expected[k].start + i << ")";
         // Closer to its own source frame than to the neighbours: not shifted by one.
         if (expected[k].start + i + 1 < static_cast<int64_t>(source_frames.size()) &&
-            source_frames[static_cast<std::size_t>(expected[k].start + i + 1)] != want)
+            source_frames[static_cast<std::size_t>(expected[k].start + i + 1)] != want) {
           EXPECT_GT(db, psnr(frames[static_cast<std::size_t>(i)],
                              source_frames[static_cast<std::size_t>(expected[k].start + i + 1)]))
               << file << " frame " << i;
+        }
       }
       all.insert(all.end(), frames.begin(), frames.end());
     }
