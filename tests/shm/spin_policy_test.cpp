@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -104,8 +105,9 @@ TEST(SpinPolicy, ParsesTheModesTheEnvironmentMayName) {
 namespace {
 
 // A consumer attached with `ao`, in this process, against a producer thread
-// that publishes sometimes at once and sometimes after a pause longer than
-// any spin: it must see every frame once, in order, then the end of the stream.
+// that publishes some frames at once and some only once the consumer has
+// caught up and waits: it must see every frame once, in order, then the end
+// of the stream.
 void expect_every_frame_in_order(const attach_options& ao, const std::string& tag) {
   ring_options ro;
   ro.name = "fhtest-" + tag + "-" + std::to_string(getpid());
@@ -121,6 +123,7 @@ void expect_every_frame_in_order(const attach_options& ao, const std::string& ta
   ASSERT_TRUE(producer) << producer.error().message;
 
   constexpr int frames = 300;
+  std::atomic<int> taken{0};  // frames the consumer holds so far
   std::thread writer([&] {
     for (int i = 0; i < frames; ++i) {
       ring_producer::slot s;
@@ -130,8 +133,14 @@ void expect_every_frame_in_order(const attach_options& ao, const std::string& ta
       frame_info info;
       info.frame_index = i;
       producer->publish(info);
-      if (i % 3 == 0)  // some frames after a pause longer than the spin, some at once
-        std::this_thread::sleep_for(300us);
+      // Every third frame waits until the consumer has taken it, so the next
+      // one comes while the consumer waits (spinning, then on the futex);
+      // the others come at once, while it works.
+      if (i % 3 == 0) {
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (taken.load() <= i && std::chrono::steady_clock::now() < deadline)
+          std::this_thread::yield();
+      }
     }
     producer->finish();
   });
@@ -141,6 +150,7 @@ void expect_every_frame_in_order(const attach_options& ao, const std::string& ta
   while ((st = consumer->next(v, 10s)) == ring_consumer::read_status::frame) {
     EXPECT_EQ(v.pixels[0], static_cast<uint8_t>(v.frame_index & 0xff));
     seen.push_back(v.frame_index);
+    taken.store(static_cast<int>(seen.size()));
     consumer->commit(v.seq);
   }
   writer.join();
