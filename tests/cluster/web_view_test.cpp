@@ -128,7 +128,8 @@ class headless_browser {
     return s.str();
   }
 
-  /// Processes still naming our folder (none once stop() ran).
+  /// Processes still naming our folder (none once stop() ran, unless one
+  /// outlived SIGKILL by 10 s).
   std::vector<pid_t> leftovers() const {
     std::vector<pid_t> out;
     for (const auto& e : std::filesystem::directory_iterator("/proc")) {
@@ -161,8 +162,17 @@ class headless_browser {
       ::kill(-process_.pid(), SIGKILL);  // the group: browser, zygotes, renderers, GPU and network processes
       process_.wait();
     }
-    for (pid_t pid : leftovers())
-      ::kill(pid, SIGKILL);
+    // A killed process keeps its /proc entry, command line included, until
+    // the kernel has torn it down, which takes a while on a busy machine: wait
+    // for that (bounded) instead of racing it.
+    wait_until(
+        [&] {
+          const auto alive = leftovers();
+          for (pid_t pid : alive)
+            ::kill(pid, SIGKILL);
+          return alive.empty();
+        },
+        std::chrono::seconds(10));
   }
 
   std::filesystem::path dir_;
