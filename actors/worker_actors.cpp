@@ -575,6 +575,7 @@ slice_end read_slice(consumer_self self) {
           hold_frame(s, v);
         else
           consume_frame(s, v);
+        s.ring->done_with_frame();
         continue;
       case shm::ring_consumer::read_status::end_of_stream:
         s.eos = true;

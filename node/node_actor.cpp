@@ -341,12 +341,14 @@ void carry_out(node_ptr self, uint64_t id, supervisor_commands commands) {
                c);
 }
 
-/// The frame each consumer had read but not committed: the one in its hands.
+/// The frame each consumer was working on: the one in its hands. A consumer
+/// that had analysed every frame it read (waiting for an acknowledgement,
+/// say) holds none, so a death then is no frame's fault.
 frames_in_hand frames_in_hand_of(const shm::frame_ring& ring) {
   frames_in_hand out;
   for (const auto& c : ring.status().consumers)
-    if (c.read_high > c.committed)
-      if (auto frame = ring.frame_index_at(c.read_high - 1))
+    if (c.in_hand > c.committed)
+      if (auto frame = ring.frame_index_at(c.in_hand - 1))
         out.emplace(c.id, *frame);
   return out;
 }

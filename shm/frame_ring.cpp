@@ -468,6 +468,7 @@ ring_status frame_ring::status() const {
     c.generation = position_generation(pos);
     c.committed = position_committed(pos);
     c.read_high = e.read_high.load();
+    c.in_hand = e.in_hand.load();
     c.sample = load_sampling(e);
     c.restarts = e.restarts.load();
     c.redelivered = e.redelivered.load();
@@ -703,6 +704,7 @@ result<ring_consumer, ring_error> ring_consumer::attach(const std::string& name,
       if (!e->position.compare_exchange_strong(pos, pack_position(gen, position_committed(pos))))
         continue;
       store_sampling(*e, o.sample);
+      e->in_hand.store(0);
       e->state.store(static_cast<uint32_t>(entry_state::attached), std::memory_order_seq_cst);
       c.generation_ = gen;
       c.committed_ = position_committed(pos);
@@ -741,6 +743,7 @@ result<ring_consumer, ring_error> ring_consumer::attach(const std::string& name,
         e->restarts.store(0);
       }
       e->read_high.store(want);
+      e->in_hand.store(0);
       e->ever_used.store(1);
       c.committed_ = join_at(h, *e, gen, want, entry_state::attached, c.lost_);
       c.generation_ = gen;
@@ -850,6 +853,7 @@ ring_consumer::read_status ring_consumer::next(frame_view& out, std::chrono::nan
         handed_high_ = cursor_;
         e.read_high.store(handed_high_, std::memory_order_relaxed);
       }
+      e.in_hand.store(cursor_, std::memory_order_relaxed);
       return leave(read_status::frame);
     }
     // Frames skipped by sampling with nothing else outstanding: acknowledge
@@ -928,6 +932,11 @@ bool ring_consumer::store_committed(uint64_t committed) {
   if (h->producer_waiting.load(std::memory_order_seq_cst) != 0)
     wake_producer(h);
   return true;
+}
+
+void ring_consumer::done_with_frame() noexcept {
+  if (attached_)
+    entry().in_hand.store(0, std::memory_order_relaxed);
 }
 
 bool ring_consumer::commit(uint64_t seq) {

@@ -81,6 +81,7 @@ struct consumer_status {
   uint64_t generation = 0;
   uint64_t committed = 0;
   uint64_t read_high = 0;
+  uint64_t in_hand = 0;  ///< sequence + 1 of the frame it works on; 0 for none
   sampling sample;
   uint32_t restarts = 0;
   uint64_t redelivered = 0;
@@ -293,6 +294,11 @@ class ring_consumer {
 
   /// The next frame this consumer samples, waiting at most `timeout`.
   read_status next(frame_view& out, std::chrono::nanoseconds timeout);
+
+  /// The frame next() handed out last is dealt with (analysed, or taken by
+  /// an analyzer that holds frames): from now until the next frame, a death
+  /// of this process is not this frame's doing. One relaxed store.
+  void done_with_frame() noexcept;
 
   /// Acknowledges every frame up to and including `seq`; the producer may
   /// then reuse their slots. False when fenced.

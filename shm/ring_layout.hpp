@@ -13,7 +13,7 @@
 namespace framehive::shm {
 
 inline constexpr uint64_t ring_magic = 0x3130304752484646ull;  // "FFHRG001" little-endian
-inline constexpr uint32_t ring_layout_version = 2;
+inline constexpr uint32_t ring_layout_version = 3;
 inline constexpr uint32_t max_consumers = 32;
 inline constexpr uint32_t slot_header_bytes = 128;
 inline constexpr uint32_t row_alignment = 64;
@@ -54,8 +54,12 @@ struct alignas(64) consumer_entry {
   std::atomic<uint32_t> ever_used;
   std::atomic<uint32_t> sample_rate_num;  ///< sampling: > 0 takes rate_num/rate_den frames per second
   std::atomic<uint32_t> sample_rate_den;
+  /// Sequence + 1 of the frame the consumer is working on (handed out by
+  /// next(), not yet done_with_frame()); 0 while it works on none, e.g. while
+  /// it waits for an acknowledgement. A worker's death is charged to this frame.
+  std::atomic<uint64_t> in_hand;
 };
-static_assert(sizeof(consumer_entry) == 64, "one cache line per consumer entry");
+static_assert(sizeof(consumer_entry) == 128, "two cache lines per consumer entry");
 
 /// Metadata at the start of every slot; the pixels follow at slot_header_bytes.
 struct slot_header {

@@ -278,6 +278,42 @@ TEST_F(FrameRing, KilledConsumerIsHeldAndItsRestartGetsEveryUncommittedFrameAgai
   EXPECT_TRUE(after.consumers.empty() || after.consumers.front().redelivered >= 2u);
 }
 
+TEST_F(FrameRing, AFrameIsInHandFromItsReadUntilTheConsumerIsDoneWithItNotUntilItsCommit) {
+  // What the node charges a worker's death to: the frame a consumer was working
+  // on. Both consumers read frames 0..6 and acknowledge 0..4; one stalls while
+  // working on frame 6, the other after it was done with it (as while it waits
+  // for an acknowledgement).
+  auto ring = make_ring(160, 120, 8);
+  ASSERT_TRUE(ring.reserve_consumer(1, 0));
+  ASSERT_TRUE(ring.reserve_consumer(2, 0));
+  auto working = consumer(1, "working.txt", {"--commit-until", "5", "--hang-after", "7"});
+  auto waiting = consumer(2, "waiting.txt", {"--commit-until", "5", "--hang-after", "7", "--done-before-hang"});
+  auto prod = producer(200);
+  for (const char* file : {"working.txt", "waiting.txt"})
+    ASSERT_TRUE(wait_until([&] { return framehive::testing::file_has_line_starting(out(file), "hang"); }, 20s))
+        << file;
+  auto s = ring.status();
+  ASSERT_EQ(s.consumers.size(), 2u);
+  for (const auto& c : s.consumers) {
+    EXPECT_EQ(c.committed, 5u) << c.id;
+    EXPECT_EQ(c.read_high, 7u) << c.id;
+    EXPECT_EQ(c.in_hand, c.id == 1 ? 7u : 0u) << "consumer " << c.id << ": sequence + 1 of the frame in hand";
+  }
+  for (auto* p : {&working, &waiting, &prod}) {
+    p->kill(SIGKILL);
+    ASSERT_TRUE(p->wait_for(5s));
+  }
+  // A consumer that takes over an entry holds nothing until it reads.
+  ASSERT_TRUE(wait_until([&] { return ring.reclaim_dead_consumers().size() == 2; }, 5s));
+  auto again = shm::ring_consumer::attach(name_, 1);
+  ASSERT_TRUE(again) << again.error().message;
+  for (const auto& c : ring.status().consumers) {
+    if (c.id == 1) {
+      EXPECT_EQ(c.in_hand, 0u);
+    }
+  }
+}
+
 TEST_F(FrameRing, ReleasedDeadConsumerNoLongerHoldsTheProducerBack) {
   auto ring = make_ring(160, 120, 8);
   ASSERT_TRUE(ring.reserve_consumer(1, 0));

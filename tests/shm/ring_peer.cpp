@@ -108,6 +108,7 @@ int consume(int argc, char** argv) {
   long hang_after = opt(argc, argv, "--hang-after", -1);
   long timeout_ms = opt(argc, argv, "--timeout-ms", 20000);
   bool tolerate_lost = flag(argc, argv, "--tolerate-lost");
+  bool done_before_hang = flag(argc, argv, "--done-before-hang");  // as if waiting for an ack, not analysing
   auto c = shm::ring_consumer::attach(name, id, o);
   if (!c) {
     std::printf("error %s %s\n", shm::to_string(c.error().code), c.error().message.c_str());
@@ -145,8 +146,11 @@ int consume(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
     if (commit_until < 0 || static_cast<long>(v.seq) < commit_until)
       c->commit(v.seq);
-    if (read == hang_after)
+    if (read == hang_after) {
+      if (done_before_hang)
+        c->done_with_frame();
       hang();
+    }
   }
 }
 
