@@ -74,96 +74,93 @@ void put_le(T v, std::string& out) {
   out.append(b, sizeof(T));
 }
 
-void put_value(const nlohmann::json& v, uint8_t slot_bits, bool precise, int depth, std::string& out);
+/// The type `v` is written as: null for what has no form (a non-finite float,
+/// as in JSON text; nesting deeper than max_result_depth).
+type type_of(const nlohmann::json& v, bool precise, int depth) {
+  switch (v.type()) {
+    case nlohmann::json::value_t::boolean:
+      return v.get<bool>() ? t_true : t_false;
+    case nlohmann::json::value_t::number_unsigned:
+      return t_uint;
+    case nlohmann::json::value_t::number_integer:
+      return v.get<int64_t>() >= 0 ? t_uint : t_negint;
+    case nlohmann::json::value_t::number_float:
+      return !std::isfinite(v.get<double>()) ? t_null : precise ? t_f64 : t_f32;
+    case nlohmann::json::value_t::string:
+      return t_string;
+    case nlohmann::json::value_t::array:
+      return depth >= max_result_depth ? t_null : t_array;
+    case nlohmann::json::value_t::object:
+      return depth >= max_result_depth ? t_null : t_object;
+    default:
+      return t_null;
+  }
+}
 
+void put_value(const nlohmann::json& v, uint8_t slot_bits, bool precise, int depth, std::string& out);
+void put_key_and_value(const std::string& key, const nlohmann::json& v, int depth, std::string& out);
+
+/// What follows a value's head byte, for the type type_of() gave.
+void put_body(const nlohmann::json& v, type t, bool precise, int depth, std::string& out) {
+  switch (t) {
+    case t_uint:
+      put_varint(v.is_number_unsigned() ? v.get<uint64_t>() : static_cast<uint64_t>(v.get<int64_t>()), out);
+      return;
+    case t_negint:
+      put_varint(static_cast<uint64_t>(-(v.get<int64_t>() + 1)), out);
+      return;
+    case t_f64:
+      put_le(v.get<double>(), out);
+      return;
+    case t_f32:
+      put_le(static_cast<float>(v.get<double>()), out);
+      return;
+    case t_string: {
+      const auto& s = v.get_ref<const std::string&>();
+      put_varint(s.size(), out);
+      out += s;
+      return;
+    }
+    case t_array:
+      put_varint(v.size(), out);
+      for (const auto& e : v)
+        put_value(e, 0, precise, depth + 1, out);
+      return;
+    case t_object:
+      put_varint(v.size(), out);
+      for (const auto& [k, e] : v.items())
+        put_key_and_value(k, e, depth + 1, out);
+      return;
+    default:  // null, true, false: the head says it all
+      return;
+  }
+}
+
+void put_value(const nlohmann::json& v, uint8_t slot_bits, bool precise, int depth, std::string& out) {
+  const type t = type_of(v, precise, depth);
+  out.push_back(static_cast<char>(slot_bits | t));
+  put_body(v, t, precise, depth, out);
+}
+
+/// A member: the head (key slot and type), the key's byte or bytes if it has
+/// no slot of its own, then the body.
 void put_key_and_value(const std::string& key, const nlohmann::json& v, int depth, std::string& out) {
   const auto n = key_number(key);
   const bool precise = is_time_key(key);
   if (n && *n < direct_slots) {
     put_value(v, static_cast<uint8_t>(*n << 4), precise, depth, out);
-  } else if (n) {
-    // The head, then the key's byte, then the body: put_value writes head and
-    // body together, so the head is written here and the body after the byte.
-    std::string body;
-    put_value(v, static_cast<uint8_t>(slot_extended << 4), precise, depth, body);
-    out.push_back(body[0]);
+    return;
+  }
+  const type t = type_of(v, precise, depth);
+  if (n) {
+    out.push_back(static_cast<char>((slot_extended << 4) | t));
     out.push_back(static_cast<char>(*n - direct_slots));
-    out.append(body, 1, std::string::npos);
   } else {
-    std::string body;
-    put_value(v, static_cast<uint8_t>(slot_literal << 4), precise, depth, body);
-    out.push_back(body[0]);
+    out.push_back(static_cast<char>((slot_literal << 4) | t));
     put_varint(key.size(), out);
     out += key;
-    out.append(body, 1, std::string::npos);
   }
-}
-
-void put_value(const nlohmann::json& v, uint8_t slot_bits, bool precise, int depth, std::string& out) {
-  auto head = [&](type t) { out.push_back(static_cast<char>(slot_bits | t)); };
-  switch (v.type()) {
-    case nlohmann::json::value_t::boolean:
-      head(v.get<bool>() ? t_true : t_false);
-      return;
-    case nlohmann::json::value_t::number_unsigned:
-      head(t_uint);
-      put_varint(v.get<uint64_t>(), out);
-      return;
-    case nlohmann::json::value_t::number_integer: {
-      const int64_t i = v.get<int64_t>();
-      if (i >= 0) {
-        head(t_uint);
-        put_varint(static_cast<uint64_t>(i), out);
-      } else {
-        head(t_negint);
-        put_varint(static_cast<uint64_t>(-(i + 1)), out);
-      }
-      return;
-    }
-    case nlohmann::json::value_t::number_float: {
-      const double d = v.get<double>();
-      if (!std::isfinite(d)) {
-        head(t_null);  // what JSON text made of it too
-      } else if (precise) {
-        head(t_f64);
-        put_le(d, out);
-      } else {
-        head(t_f32);
-        put_le(static_cast<float>(d), out);
-      }
-      return;
-    }
-    case nlohmann::json::value_t::string: {
-      const auto& s = v.get_ref<const std::string&>();
-      head(t_string);
-      put_varint(s.size(), out);
-      out += s;
-      return;
-    }
-    case nlohmann::json::value_t::array:
-      if (depth >= max_result_depth) {
-        head(t_null);
-        return;
-      }
-      head(t_array);
-      put_varint(v.size(), out);
-      for (const auto& e : v)
-        put_value(e, 0, precise, depth + 1, out);
-      return;
-    case nlohmann::json::value_t::object:
-      if (depth >= max_result_depth) {
-        head(t_null);
-        return;
-      }
-      head(t_object);
-      put_varint(v.size(), out);
-      for (const auto& [k, e] : v.items())
-        put_key_and_value(k, e, depth + 1, out);
-      return;
-    default:
-      head(t_null);
-      return;
-  }
+  put_body(v, t, precise, depth, out);
 }
 
 // -- reading ------------------------------------------------------------------------------

@@ -59,10 +59,6 @@ constexpr std::size_t placement_slice = 100;
 /// committed when no further message waits, or when it is this large.
 constexpr std::size_t max_group_batches = 128;
 
-/// Videos whose analyzer names are kept for checking batches (a cache: the
-/// job store has them; cleared when it grows past this).
-constexpr std::size_t max_cached_videos = 100'000;
-
 /// The scheduler's question to the job store, answered from the job store.
 class store_resume_points final : public resume_points {
  public:
@@ -129,7 +125,6 @@ struct coordinator_state {
   uint32_t flush_ticks = 0;            ///< ticks sent only to commit the group at the latest, not yet handled
   uint64_t group_opened_ns = 0;        ///< when the open group began (group_commit_linger counts from it)
   bool linger_tick_pending = false;    ///< a delayed flush tick is on its way
-  std::unordered_map<uint64_t, std::vector<std::string>> video_analyzers;  ///< cache of the store's
 };
 
 using coord_ptr = coordinator_actor::stateful_pointer<coordinator_state>;
@@ -154,6 +149,18 @@ caf::error no_job(uint64_t job) {
 // uncommitted.
 
 /// Commits the open group and answers its batches (all with an error if the commit failed).
+/// Answers a grouped request with its outcomes: all of them for a message of
+/// batches, the one ack or error for a single batch.
+void answer(grouped_batch& g) {
+  auto& outs = g.outcomes.outcomes;
+  if (g.is_many)
+    g.many.deliver(std::move(g.outcomes));
+  else if (outs.size() == 1 && outs[0].error)
+    g.one.deliver(std::move(outs[0].error));
+  else if (outs.size() == 1)
+    g.one.deliver(std::move(outs[0].ack));
+}
+
 void commit_group(coord_ptr self) {
   auto& st = self->state;
   if (!st.group)
@@ -177,14 +184,7 @@ void commit_group(coord_ptr self) {
         st.options.metrics->batch_stored(outs[i].ack.analyzer, outs[i].ack.stored,
                                          static_cast<double>(now - g.upsert_ns[i]) / 1e9);
     }
-    if (g.is_many) {
-      g.many.deliver(std::move(g.outcomes));
-    } else if (outs.size() == 1) {
-      if (outs[0].error)
-        g.one.deliver(std::move(outs[0].error));
-      else
-        g.one.deliver(std::move(outs[0].ack));
-    }
+    answer(g);
   }
 }
 
@@ -195,10 +195,7 @@ void fail_group(coordinator_state& st, const std::string& why) {
     for (auto& o : g.outcomes.outcomes)
       if (!o.error)
         o.error = make_error(errc::internal, why);
-    if (g.is_many)
-      g.many.deliver(std::move(g.outcomes));
-    else if (!g.outcomes.outcomes.empty())
-      g.one.deliver(std::move(g.outcomes.outcomes[0].error));
+    answer(g);
   }
 }
 
@@ -354,7 +351,6 @@ sched_commands run(coord_ptr self, const sched::cancel& c, const video_report*) 
 
 sched_commands run(coord_ptr self, const sched::finish& f, const video_report* report) {
   auto& store = *self->state.store;
-  self->state.video_analyzers.erase(f.video);
   video_end end;
   end.state = f.state;
   end.error = f.reason;
@@ -553,7 +549,6 @@ caf::result<job_status> handle_cancel(coord_ptr self, uint64_t job) {
   std::vector<uint64_t> ids;
   for (const auto& v : *videos) {
     ids.push_back(v.id);
-    st.video_analyzers.erase(v.id);
   }
   carry_out(self, st.sched->on_cancel(ids));
   refresh_state_metrics(st, true);
@@ -887,20 +882,13 @@ caf::expected<batch_ack> store_batch(coord_ptr self, result_batch& b) {
   if (!holder)
     return holder.error();
   const std::string& name = **holder;  // never the batch's own `node` field
-  auto cached = st.video_analyzers.find(b.video);
-  if (cached == st.video_analyzers.end()) {
-    auto row = st.store->video(b.video);
-    if (!row)
-      return storage_error(row.error());
-    if (!*row)
-      return refuse(self,
-                    refusal{errc::not_found, refusal_key::bad_batch, "no video " + std::to_string(b.video)},
-                    what);
-    if (st.video_analyzers.size() >= max_cached_videos)
-      st.video_analyzers.clear();
-    cached = st.video_analyzers.emplace(b.video, std::move((*row)->analyzers)).first;
-  }
-  const auto& analyzers = cached->second;
+  auto listed = st.store->analyzers_of(b.video);
+  if (!listed)
+    return storage_error(listed.error());
+  if (!*listed)
+    return refuse(self,
+                  refusal{errc::not_found, refusal_key::bad_batch, "no video " + std::to_string(b.video)}, what);
+  const auto& analyzers = **listed;
   if (std::find(analyzers.begin(), analyzers.end(), b.analyzer) == analyzers.end())
     return refuse(self,
                   refusal{errc::invalid_request, refusal_key::bad_batch,

@@ -1066,19 +1066,28 @@ store_result<int64_t> job_store::resume_frame(uint64_t video) {
   return std::max<int64_t>(0, lowest + 1);
 }
 
-store_result<int> job_store::analyzer_number(uint64_t video, const std::string& analyzer) {
+store_result<const std::vector<std::string>*> job_store::analyzers_of(uint64_t video) {
   auto it = analyzer_lists_.find(video);
   if (it == analyzer_lists_.end()) {
     auto v = this->video(video);
     if (!v)
       return v.error();
     if (!*v)
-      return "job store: no video " + std::to_string(video);
+      return static_cast<const std::vector<std::string>*>(nullptr);
     if (analyzer_lists_.size() >= max_cached_analyzer_lists)
       analyzer_lists_.clear();
     it = analyzer_lists_.emplace(video, std::move((*v)->analyzers)).first;
   }
-  const auto& list = it->second;
+  return &it->second;
+}
+
+store_result<int> job_store::analyzer_number(uint64_t video, const std::string& analyzer) {
+  auto lists = analyzers_of(video);
+  if (!lists)
+    return lists.error();
+  if (!*lists)
+    return "job store: no video " + std::to_string(video);
+  const auto& list = **lists;
   const auto at = std::find(list.begin(), list.end(), analyzer);
   if (at == list.end())
     return "job store: video " + std::to_string(video) + " has no analyzer " + analyzer;

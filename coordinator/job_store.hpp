@@ -153,6 +153,9 @@ class job_store {
   store_result<std::optional<std::string>> assignment_node(uint64_t video, uint64_t epoch);
 
   // -- results ---------------------------------------------------------------------------
+  /// The analyzers of `video`'s job, from a memo (they never change); nullptr
+  /// if there is no such video. Valid until the next call into the store.
+  store_result<const std::vector<std::string>*> analyzers_of(uint64_t video);
 
   /// Stores a batch in one transaction (idempotently: a frame stored twice is
   /// stored once); returns the new watermark: the end of the run of batch
