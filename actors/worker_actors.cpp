@@ -526,11 +526,25 @@ void on_batch_ack(consumer_self self, uint64_t id) {
     tick_again(self);
 }
 
+/// A refusal of what the batch holds or of its size: sending the same batch
+/// again cannot succeed (a retry helps only while a peer is away or busy).
+bool refused_for_good(const caf::error& e) {
+  return e.category() == caf::atom("framehive") &&
+         (e.code() == static_cast<uint8_t>(errc::invalid_request) ||
+          e.code() == static_cast<uint8_t>(errc::over_limit));
+}
+
 void on_batch_error(consumer_self self, uint64_t id, const caf::error& err) {
   auto& s = self->state;
   auto* b = find_batch(s, id);
   if (!b)
     return;
+  if (refused_for_good(err)) {
+    // The analyzer's results for this video cannot be stored: the video
+    // fails with the coordinator's reason instead of waiting forever.
+    consumer_fail(self, s.task.analyzer + " results refused: " + describe(err));
+    return;
+  }
   const auto delay = b->retry.next();
   const uint32_t n = b->retry.attempts();
   if (n == 1 || n % log_every_retries == 0)

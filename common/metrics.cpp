@@ -114,7 +114,9 @@ node_metrics::node_metrics(prometheus::Registry& r)
       ring_fill_max(gauge(r, "framehive_ring_fill_ratio_max",
                           "Fullest ring of this node: used slots / slots (0 to 1)")),
       consumer_lag_max(gauge(r, "framehive_consumer_lag_frames_max",
-                             "Largest lag of a consumer behind its decoder on this node, in frames")) {}
+                             "Largest lag of a consumer behind its decoder on this node, in frames")),
+      batches_unanswered(gauge(r, "framehive_result_batches_unanswered",
+                               "Result batches sent to the coordinator in the message in flight, not yet answered")) {}
 
 void node_metrics::progress(const actor_progress& before, const actor_progress& after) {
   const bool same_instance =

@@ -95,6 +95,7 @@ struct node_metrics {
   prometheus::Gauge& decode_fps;
   prometheus::Gauge& ring_fill_max;
   prometheus::Gauge& consumer_lag_max;
+  prometheus::Gauge& batches_unanswered;
 
   /// A decoder's or consumer's progress as the supervisor kept it before and
   /// after a report: the frames decoded and redelivered since. Counts in a

@@ -150,7 +150,9 @@ struct node_state {
   uint64_t refused_batches = 0;  ///< result batches refused (size, frames, analyzer)
   // -- result batches to the coordinator: see send_batches --------------------------
   std::deque<outgoing_batch> outbox;  ///< waiting for the message in flight to be answered
-  bool batches_in_flight = false;
+  /// The batches of the message in flight (null if none); answered with an
+  /// error at once when the coordinator is lost, and a late answer finds them gone.
+  std::shared_ptr<std::vector<outgoing_batch>> in_flight;
 };
 
 using node_ptr = node_full_actor::stateful_pointer<node_state>;
@@ -1269,6 +1271,12 @@ void on_batch_refused(node_ptr self, uint64_t video, uint64_t epoch, const caf::
 
 void send_batches(node_ptr self);
 
+/// The metric of the batches in the message in flight.
+void unanswered(node_state& st, std::size_t batches) {
+  if (auto* m = st.opt.metrics.get())
+    m->batches_unanswered.Set(static_cast<double>(batches));
+}
+
 /// Answers one batch: `error` (refused, or the whole message failed) or its ack.
 void answer_batch(node_ptr self, outgoing_batch& o, batch_outcome&& out, uint64_t sent_ns) {
   auto& st = self->state;
@@ -1285,7 +1293,7 @@ void answer_batch(node_ptr self, outgoing_batch& o, batch_outcome&& out, uint64_
 /// Sends what waits in the outbox (up to max_batches_per_message) unless a message is in flight.
 void send_batches(node_ptr self) {
   auto& st = self->state;
-  if (st.batches_in_flight || st.outbox.empty())
+  if (st.in_flight || st.outbox.empty())
     return;
   if (!st.registered) {
     for (auto& o : std::exchange(st.outbox, {}))
@@ -1299,11 +1307,14 @@ void send_batches(node_ptr self) {
     sent->push_back(std::move(st.outbox.front()));
     st.outbox.pop_front();
   }
-  st.batches_in_flight = true;
+  st.in_flight = sent;
+  unanswered(st, sent->size());
   const uint64_t sent_ns = st.clock.now_ns();
   self->request(st.coord, request_timeout, std::move(msg))
       .then(
           [self, sent, sent_ns](batch_outcomes& r) {
+            if (self->state.in_flight != sent)
+              return;  // answered already: the coordinator was lost meanwhile
             auto& outs = r.outcomes;
             for (std::size_t i = 0; i < sent->size(); ++i)
               answer_batch(self, (*sent)[i], i < outs.size() ? std::move(outs[i])
@@ -1311,13 +1322,17 @@ void send_batches(node_ptr self) {
                                                                                  "the coordinator's answer "
                                                                                  "misses this batch")},
                            sent_ns);
-            self->state.batches_in_flight = false;
+            self->state.in_flight = nullptr;
+            unanswered(self->state, 0);
             send_batches(self);
           },
           [self, sent, sent_ns](caf::error& e) {
+            if (self->state.in_flight != sent)
+              return;
             for (auto& o : *sent)
               answer_batch(self, o, batch_outcome{{}, e}, sent_ns);
-            self->state.batches_in_flight = false;
+            self->state.in_flight = nullptr;
+            unanswered(self->state, 0);
             send_batches(self);
           });
 }
@@ -1426,6 +1441,12 @@ void on_down(node_ptr self, const caf::down_msg& dm) {
     spdlog::warn("node {}: lost the coordinator ({}); reconnecting", st.opt.name, caf::to_string(dm.reason));
     st.registered = false;
     st.coord = nullptr;
+    // Its consumers retry (with backoff) rather than wait for the request timeout.
+    if (auto sent = std::exchange(st.in_flight, nullptr))
+      for (auto& o : *sent)
+        o.promise.deliver(make_error(errc::unavailable, "coordinator lost with the batch unanswered"));
+    unanswered(st, 0);
+    send_batches(self);  // not registered: what waits in the outbox is answered likewise
     self->delayed_send(self, st.reconnect.next(), connect_to_atom::value);
     return;
   }

@@ -122,7 +122,11 @@ supervisor_commands video_supervisor::on_progress(const actor_progress& p) {
     case actor_state::failed:
       r->last = p;
       r->state = actor_state::failed;
-      return report(video_outcome::failed, p.error.empty() ? role_name(*r) + " failed" : p.error);
+      // The reason names the input: a decoder's does already, a consumer's may not.
+      return report(video_outcome::failed,
+                    p.error.empty()                                   ? task_.input + ": " + role_name(*r) + " failed"
+                    : p.error.find(task_.input) == std::string::npos ? task_.input + ": " + p.error
+                                                                      : p.error);
     default:
       return {};  // not a state a decoder or consumer reports
   }

@@ -7,9 +7,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <initializer_list>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,6 +26,22 @@
 namespace framehive::testing {
 
 inline uint16_t free_port() { return free_loopback_port(); }
+
+/// The sum of the samples of metric `name` on a loopback /metrics endpoint; -1 if it does not answer.
+inline double metric_sum(uint16_t port, const std::string& name) {
+  const auto r = run_command("curl -s -f --max-time 10 'http://127.0.0.1:" + std::to_string(port) + "/metrics'");
+  if (r.code != 0)
+    return -1;
+  std::istringstream in(r.out);
+  double total = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name, 0) != 0 || line.size() <= name.size() ||
+        (line[name.size()] != ' ' && line[name.size()] != '{'))
+      continue;
+    total += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return total;
+}
 
 class cluster : public ::testing::Test {
  protected:
@@ -61,6 +80,19 @@ class cluster : public ::testing::Test {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string shm_prefix() const { return tag_; }
 
+  /// Ports a test did not ask for stay closed (`--FLAG=0`): otherwise every
+  /// coordinator and node of parallel tests would try the same default ports.
+  static void off_unless_given(std::vector<std::string>& args, std::initializer_list<const char*> flags) {
+    for (const char* flag : flags) {
+      const std::string f = flag;
+      const bool given = std::any_of(args.begin(), args.end(), [&](const std::string& a) {
+        return a == f || a.rfind(f + "=", 0) == 0;
+      });
+      if (!given)
+        args.push_back(f + "=0");
+    }
+  }
+
   void start_coordinator() {
     std::string err;
     std::vector<std::string> args{bin("framehive-coordinator"), "--port=" + std::to_string(port_),
@@ -69,6 +101,7 @@ class cluster : public ::testing::Test {
       for (auto& f : tls_flags("coordinator"))
         args.push_back(f);
     args.insert(args.end(), coordinator_flags_.begin(), coordinator_flags_.end());
+    off_unless_given(args, {"--web.port", "--metrics.port"});
     auto p = child_process::spawn(args, &err, (dir_ / "coordinator.log").string());
     ASSERT_TRUE(p) << err;
     coordinator_ = std::move(*p);
@@ -89,6 +122,7 @@ class cluster : public ::testing::Test {
         args.push_back(f);
     }
     args.insert(args.end(), extra.begin(), extra.end());
+    off_unless_given(args, {"--metrics.port"});
     auto p = child_process::spawn(args, &err, (dir_ / (name + ".log")).string());
     ASSERT_TRUE(p) << err;
     nodes_[name] = std::move(*p);

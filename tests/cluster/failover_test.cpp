@@ -107,3 +107,41 @@ TEST_F(Failover, HungNodeIsDeclaredDeadFencedAndItsLateResultsRefused) {
   const json r = cli_json("results " + std::to_string(job) + " --json");
   EXPECT_NE(r["videos"][0]["node"], victim);
 }
+
+TEST_F(Failover, ACoordinatorLostWithBatchesUnansweredFreesItsNodesConsumersAtOnce) {
+  // The coordinator stops (SIGSTOP) with the node's message of result batches
+  // unanswered, then dies. The node answers those batches itself when the
+  // connection drops ("coordinator lost"), so its consumers retry at once
+  // instead of each waiting out the request timeout; the job still finishes
+  // exactly once the coordinator is back.
+  const uint16_t node_metrics = free_port();
+  coordinator_flags_ = {};
+  start_coordinator();
+  start_node("n1", 2, 1024, {paced(paced_fps), "--metrics.port=" + std::to_string(node_metrics)});
+  ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)));
+  const auto clip = make_clip("clip.mp4", 12, 30, "320x240");
+  const auto clean = clean_run(clip);
+  ASSERT_EQ(clean.size(), 360u);
+  const auto job = submit(clip + " --analyzers stats,motion");
+  ASSERT_FALSE(running_node(job, 30).empty());
+
+  coordinator_.kill(SIGSTOP);
+  // A stopped coordinator answers nothing: once a message is out, it stays out.
+  ASSERT_TRUE(wait_until([&] { return metric_sum(node_metrics, "framehive_result_batches_unanswered") > 0; },
+                         std::chrono::seconds(30)))
+      << "the node sent no result batches while the coordinator was stopped";
+  coordinator_.kill(SIGKILL);
+  coordinator_.wait();
+  ASSERT_TRUE(wait_until([&] { return metric_sum(node_metrics, "framehive_result_batches_unanswered") == 0; },
+                         std::chrono::seconds(30)));
+  const auto log = (dir_ / "n1.log").string();
+  ASSERT_TRUE(wait_until([&] { return file_has_line_containing(log, "coordinator lost with the batch unanswered"); },
+                         std::chrono::seconds(30)))
+      << "no consumer heard that its batch was lost with the coordinator";
+  EXPECT_FALSE(file_has_line_containing(log, "request_timeout")) << "a consumer waited out a request timeout";
+
+  start_coordinator();  // same port, same job store
+  ASSERT_EQ(wait_job(job), "done");
+  expect_same_stats(clean, stats_of(job));
+  EXPECT_FALSE(file_has_line_containing(log, "request_timeout"));
+}

@@ -141,3 +141,28 @@ TEST_F(Supervision, EachBadInputFailsOnlyItsVideoWithItsReasonAndTheClusterKeeps
   EXPECT_NE(cli("results " + std::to_string(job)).out.find("no such file"), std::string::npos);
   EXPECT_EQ(wait_job(submit(make_clip("ok.mp4", 1, 10) + " --analyzers stats")), "done");
 }
+
+TEST_F(Supervision, ResultsTheCoordinatorRefusesForGoodFailTheVideoWithTheReasonInsteadOfRetryingForever) {
+  // A coordinator that takes at most 4 frames per batch, a node that sends 8:
+  // the same batch sent again is refused again, so the video fails naming the
+  // limit. Fixing the node's setting makes the next job pass.
+  coordinator_flags_ = {"--limits.max-frames-per-batch=4"};
+  start_one_node({"--batch-frames=8"});
+  const std::string clip = make_clip("clip.mp4", 2, 15);
+  const auto job = submit(clip + " --analyzers stats");
+  ASSERT_EQ(wait_job(job, std::chrono::seconds(60)), "failed");
+  const json v = video_result(job);
+  EXPECT_EQ(v["state"], "failed");
+  const std::string err = v.value("error", "");
+  EXPECT_NE(err.find("stats results refused"), std::string::npos) << err;
+  EXPECT_NE(err.find("max_frames_per_batch = 4"), std::string::npos) << err;
+  EXPECT_NE(err.find(clip), std::string::npos) << "the reason names the input: " << err;
+
+  stop(nodes_["n1"]);
+  ASSERT_TRUE(wait_until([&] { return registered_nodes() == 0; }, std::chrono::seconds(30)));
+  start_node("n2", 2, 1024, {"--batch-frames=4"});
+  ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)));
+  const auto again = submit(clip + " --analyzers stats");
+  ASSERT_EQ(wait_job(again), "done");
+  EXPECT_EQ(check_frames(video_result(again)["analyzers"]["stats"], 30).size(), 0u);
+}

@@ -48,21 +48,6 @@ nlohmann::json api(uint16_t port, const std::string& path) {
   return j;
 }
 
-/// The sum of the samples of one metric in a Prometheus text scrape.
-double metric_sum(uint16_t port, const std::string& name) {
-  const auto r = http_get(port, "/metrics");
-  if (r.status != 200)
-    return -1;
-  std::istringstream in(r.body);
-  double total = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(name, 0) != 0 || line.size() <= name.size() || (line[name.size()] != ' ' && line[name.size()] != '{'))
-      continue;
-    total += std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return total;
-}
-
 bool file_contains(const std::filesystem::path& file, const std::string& text) {
   std::ifstream in(file);
   std::stringstream s;

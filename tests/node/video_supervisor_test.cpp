@@ -164,6 +164,17 @@ TEST_F(VideoSupervisor, AFailedRoleReportsFailedWithItsError) {
   EXPECT_EQ(r->frames_total, 12);
 }
 
+TEST_F(VideoSupervisor, AFailedRolesReasonNamesTheInput) {
+  make();
+  place_all();
+  auto p = progress(stats, actor_state::failed, 3);
+  p.error = "stats results refused: frames in the batch: 8 is over the limit max_frames_per_batch = 4";
+  const auto cmds = sup->on_progress(p);
+  const auto* r = report_in(cmds);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->error, make_task().input + ": " + p.error);
+}
+
 TEST_F(VideoSupervisor, FinishCarriesTheOutcomeAndEndsTheVideo) {
   video_supervisor s(make_task(), "node-a", {}, clock);
   auto r = s.finish(video_outcome::retry_later, "no room");

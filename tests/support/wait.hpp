@@ -38,4 +38,11 @@ inline bool file_has_line_starting(const std::string& path, const std::string& p
   return false;
 }
 
+inline bool file_has_line_containing(const std::string& path, const std::string& text) {
+  for (const auto& l : read_lines(path))
+    if (l.find(text) != std::string::npos)
+      return true;
+  return false;
+}
+
 }  // namespace framehive::testing
