@@ -154,9 +154,10 @@ TEST_F(Clips, MotionAndClipsCutTheKnownSegmentsIntoFrameExactClipsAndADigest) {
 }
 
 TEST_F(Clips, AWorkerKilledInTheMiddleOfAClipLeavesItCompleteAndExact) {
-  // Paced so that the kill lands inside the first clip (frames 95-204).
+  // Paced so that the kill lands inside the first clip (frames 95-204): the
+  // window below is 65 frames, 2.6 s at 25 fps, several of the tree's updates.
   auto flags = clip_rules;
-  flags.push_back(paced(50));
+  flags.push_back(paced(25));
   start_cluster({"n1"}, flags);
   const auto source = make_activity_clip("match.mp4", total_frames, runs);
   const auto job = submit(source + " --analyzers motion,clips");

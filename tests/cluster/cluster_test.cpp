@@ -299,7 +299,7 @@ TEST_F(Cluster, VideoWaitsInTheQueueWhileNoNodeHasSharedMemoryForIt) {
 // (before, the first status after such a submit killed the coordinator actor,
 // and the reloaded row killed it again after every restart).
 TEST_F(Cluster, InputNameThatIsNotUtf8IsAnalysedShownAndSurvivesACoordinatorRestart) {
-  start_cluster({"n1"}, {paced(30)});
+  start_cluster({"n1"}, {paced(10)});
   const std::string replacement = "\xEF\xBF\xBD";
   const auto clip = make_clip("clip.mp4", 4, 15);
   const auto odd = (dir_ / "match\xff.mp4").string();
@@ -307,7 +307,7 @@ TEST_F(Cluster, InputNameThatIsNotUtf8IsAnalysedShownAndSurvivesACoordinatorRest
   const auto job = submit("'" + odd + "' --analyzers stats");
   ASSERT_NE(job, 0u);
 
-  // While it runs (60 frames at 30 fps: two seconds), the tree shows it.
+  // While it runs (60 frames at 10 fps: six seconds), the tree shows it.
   bool in_tree = false;
   ASSERT_TRUE(wait_until(
       [&] {

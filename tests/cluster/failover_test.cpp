@@ -16,7 +16,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int paced_fps = 150;
+constexpr int paced_fps = 100;
 
 class Failover : public cluster {
  protected:
@@ -117,7 +117,7 @@ TEST_F(Failover, ACoordinatorLostWithBatchesUnansweredFreesItsNodesConsumersAtOn
   const uint16_t node_metrics = free_port();
   coordinator_flags_ = {};
   start_coordinator();
-  start_node("n1", 2, 1024, {paced(paced_fps), "--metrics.port=" + std::to_string(node_metrics)});
+  start_node("n1", 2, 1024, {paced(30), "--metrics.port=" + std::to_string(node_metrics)});  // 12 s of video
   ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)));
   const auto clip = make_clip("clip.mp4", 12, 30, "320x240");
   const auto clean = clean_run(clip);

@@ -70,7 +70,7 @@ TEST_F(Supervision, AnalyzerExceptionQuarantinesOnlyThatFrame) {
 }
 
 TEST_F(Supervision, HungAnalyzerIsDetectedItsWorkerKilledAndTheFrameQuarantined) {
-  start_one_node({"--supervision.faults=stats:hang@20", "--supervision.hang-timeout-s=2"});
+  start_one_node({"--supervision.faults=stats:hang@20", "--supervision.hang-timeout-s=3"});
   const auto job = submit(make_clip("clip.mp4", 3, 15) + " --analyzers stats");
   ASSERT_EQ(wait_job(job, std::chrono::seconds(90)), "done");
   auto v = video_result(job);

@@ -73,10 +73,11 @@ class Tls : public cluster {
            " --tls.key=" + (dir / (name + ".key")).string();
   }
 
-  /// openssl s_client on the coordinator's port, kept open for 2 s so it
-  /// reads what the server answers after the handshake; bounded by `timeout 10`.
+  /// openssl s_client on the coordinator's port, kept open for up to 5 s so
+  /// it reads what the server answers after the handshake (it ends as soon as
+  /// the server closes); bounded by `timeout 15`.
   command_result s_client(const std::string& extra) const {
-    return run_command("sleep 2 | timeout 10 openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
+    return run_command("sleep 5 | timeout 15 openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
                        " -CAfile " + (pki() / "ca.crt").string() + " " + extra + " 2>&1");
   }
 
@@ -114,7 +115,7 @@ TEST_F(Tls, JobRunsWithClientCertificateWhileUnauthenticatedClientsAreRefused) {
     auto t = cli_as(flags);
     EXPECT_EQ(t.r.code, exit_refused) << what << ": " << t.r.out;
     EXPECT_NE(t.r.out.find("refused"), std::string::npos) << what << ": " << t.r.out;
-    EXPECT_LT(t.took, 5s) << what;
+    EXPECT_LT(t.took, 15s) << what;  // the CLI's own request timeout is 30 s
     // The legitimate client is still served between refusals.
     EXPECT_EQ(registered_nodes(), 1u) << "after " << what;
   }
@@ -160,7 +161,7 @@ TEST_F(Tls, CliChecksItsOwnFilesAndPlaintextCoordinatorIsRefusedToTls) {
 
   auto tls_to_plain = cli_as(files(pki_dir, "ca.crt", "alice"));
   EXPECT_EQ(tls_to_plain.r.code, exit_refused) << tls_to_plain.r.out;
-  EXPECT_LT(tls_to_plain.took, 5s);
+  EXPECT_LT(tls_to_plain.took, 15s);
 
   auto only_ca = cli_as("--tls.ca=" + (pki_dir / "ca.crt").string());
   EXPECT_EQ(only_ca.r.code, 2) << only_ca.r.out;
@@ -221,9 +222,9 @@ TEST_F(Tls, WithTlsCoordinatorBindsAsGiven) {
 TEST_F(Tls, DeleteRemovesAFinishedJobAndRefusesARunningOne) {
   use_tls();
   start_coordinator();
-  start_node("n1", 2, 1024, {paced(10)});
+  start_node("n1", 2, 1024, {paced(5)});
   ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, 30s));
-  const auto clip = make_clip("clip.mp4", 2);
+  const auto clip = make_clip("clip.mp4", 4);  // 60 frames: 12 s at 5 fps, for two TLS CLI calls while it runs
 
   const auto running = submit("'" + clip + "' --analyzers stats");
   ASSERT_TRUE(wait_until([&] { return cli_json("status " + std::to_string(running) + " --json")["state"] == "running"; }, 30s));

@@ -113,11 +113,11 @@ class Trust : public cluster {
   void rogue_against_a_running_job(const std::string& rogue_flags, const std::string& takeover_says,
                                    std::map<std::string, uint64_t> expected,
                                    const std::map<std::string, std::string>& more_refused = {}) {
-    const auto clip = make_clip("clip.mp4", 10, 30, "320x240");  // 300 frames: 10 s at the pace
+    const auto clip = make_clip("clip.mp4", 15, 30, "320x240");  // 450 frames: 15 s at the pace, for the rogue's 20-odd requests
     const auto clean_job = submit(clip + " --analyzers stats");
     ASSERT_EQ(wait_job(clean_job), "done");
     const auto clean = stats_of(clean_job);
-    ASSERT_EQ(clean.size(), 300u);
+    ASSERT_EQ(clean.size(), 450u);
 
     const auto job = submit(clip + " --analyzers stats");
     const uint64_t video = running_video(job, "n1", 10);

@@ -448,8 +448,9 @@ TEST_F(WebTls, GarbagePlainHttpAndSilentPeersAreClosedAndLoggedOnceWhileTheViewS
     const std::string me = s.local_name();
     ASSERT_TRUE(s.send_all(p.bytes)) << p.what;
     const auto t0 = std::chrono::steady_clock::now();
-    EXPECT_TRUE(s.closed_by_peer_within(5s)) << p.what << ": the server kept the connection";
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << p.what;
+    // Well before the 10 s handshake deadline: closed for what it sent.
+    EXPECT_TRUE(s.closed_by_peer_within(8s)) << p.what << ": the server kept the connection";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 8s) << p.what;
     EXPECT_TRUE(
         wait_until([&] { return count_lines_with(log(), {"web view (https): " + me + ":"}) >= 1; }, 5s))
         << p.what << ": no log line for " << me << "\n"
@@ -473,7 +474,7 @@ TEST_F(WebTls, GarbagePlainHttpAndSilentPeersAreClosedAndLoggedOnceWhileTheViewS
   EXPECT_TRUE(silent.closed_by_peer_within(20s)) << "a silent peer was never closed";
   const auto held = std::chrono::steady_clock::now() - opened;
   EXPECT_GE(held, 9s) << "closed before the handshake timeout";
-  EXPECT_LT(held, 15s);
+  EXPECT_LT(held, 20s);
   EXPECT_TRUE(wait_until(
       [&] {
         return count_lines_with(log(),

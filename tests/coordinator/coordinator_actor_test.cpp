@@ -65,6 +65,8 @@ caf::behavior fake_node(caf::stateful_actor<fake_node_state>* self, caf::actor s
         self->send(self->state.coord, std::move(s));
         return caf::ok_atom::value;  // sent before this reply: the test's next request comes after it
       },
+      // A barrier: answered after everything this node got before it was passed on.
+      [](caf::ok_atom) { return caf::ok_atom::value; },
   };
 }
 
@@ -759,9 +761,11 @@ TEST_F(CoordinatorActor, ACoordinatorStoppedWhileSchedulingAJobSchedulesTheRestA
     self->receive([&](video_task& t) { ++first[t.video]; },
                   caf::after(reply_timeout) >> [&] { timed_out = true; });
   stop();  // the job is stored; its videos are partly assigned
+  // Every assignment the coordinator sent before it died is in the node's
+  // mailbox: the barrier's answer comes after the node passed them all on.
+  ask_to<caf::ok_atom>(node, caf::ok_atom::value);
   for (bool more = true; more;)
-    self->receive([&](video_task& t) { ++first[t.video]; },
-                  caf::after(std::chrono::milliseconds(300)) >> [&] { more = false; });
+    self->receive([&](video_task& t) { ++first[t.video]; }, caf::after(std::chrono::seconds(0)) >> [&] { more = false; });
   ASSERT_LT(first.size(), n) << "scheduling finished before the stop; nothing left to restore";
   for (const auto& [video, times] : first)
     EXPECT_EQ(times, 1) << "video " << video;

@@ -63,7 +63,7 @@ TEST_F(WebViewQueries, ASilentCoordinatorCostsA503AfterTheDeadlineNeverAThread) 
     const reply r = get(port, path);
     EXPECT_EQ(r.status, 503) << path << ": " << r.body;
     EXPECT_GE(r.took, milliseconds(250)) << path;
-    EXPECT_LT(r.took, milliseconds(3000)) << path;
+    EXPECT_LT(r.took, milliseconds(10000)) << path;  // a 300 ms deadline, not none
     const auto j = nlohmann::json::parse(r.body, nullptr, false);
     ASSERT_TRUE(j.is_object()) << r.body;
     EXPECT_EQ(j.value("error", ""), "the coordinator did not answer within 300 ms") << path;
@@ -72,7 +72,7 @@ TEST_F(WebViewQueries, ASilentCoordinatorCostsA503AfterTheDeadlineNeverAThread) 
   caf::anon_send_exit(stuck, caf::exit_reason::kill);
   const auto start = steady_clock::now();
   w->reset();
-  EXPECT_LT(steady_clock::now() - start, milliseconds(3000)) << "stopping the web view waited";
+  EXPECT_LT(steady_clock::now() - start, milliseconds(10000)) << "stopping the web view waited";
 }
 
 TEST_F(WebViewQueries, AGoneCoordinatorCostsA503AtOnce) {
@@ -86,7 +86,7 @@ TEST_F(WebViewQueries, AGoneCoordinatorCostsA503AtOnce) {
   ASSERT_TRUE(w) << w.error();
   const reply r = get((*w)->port(), "/api/status");
   EXPECT_EQ(r.status, 503) << r.body;
-  EXPECT_LT(r.took, milliseconds(5000)) << "waited for the deadline instead of failing at once";
+  EXPECT_LT(r.took, milliseconds(20000)) << "waited for the 30 s deadline instead of failing at once";
   EXPECT_NE(r.body.find("the coordinator cannot answer"), std::string::npos) << r.body;
 }
 
