@@ -667,11 +667,15 @@ struct decoder_task {
   int64_t start_frame = 0;
   uint32_t max_width = 0;
   double pace_fps = 0;  ///< test-only: publish at most this many frames per second (0: as fast as it decodes)
+  /// Test-only: frames from `hold_at` on wait until the file `hold_until` exists (-1: off).
+  int64_t hold_at = -1;
+  std::string hold_until;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, decoder_task& x) {
-  return f(caf::meta::type_name("decoder_task"), x.video, x.epoch, x.input, x.ring, x.start_frame, x.max_width, x.pace_fps);
+  return f(caf::meta::type_name("decoder_task"), x.video, x.epoch, x.input, x.ring, x.start_frame, x.max_width,
+           x.pace_fps, x.hold_at, x.hold_until);
 }
 
 struct consumer_task {

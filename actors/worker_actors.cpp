@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <optional>
 
@@ -144,6 +145,14 @@ std::optional<std::string> decoder_open(decoder_state& st) {
   return std::nullopt;
 }
 
+/// Test-only hold (task.hold_at): true while the next frame is held back.
+bool held(const decoder_state& s) {
+  if (s.task.hold_at < 0 || s.position < s.task.hold_at)
+    return false;
+  std::error_code ec;
+  return !std::filesystem::exists(s.task.hold_until, ec);
+}
+
 /// Decodes into the ring for one slice; when paced, one frame per slice.
 result<ingest::pump_stats, media::media_error> decode_slice(decoder_state& s) {
   const uint64_t until = monotonic_ns() + to_ns(slice);
@@ -151,8 +160,9 @@ result<ingest::pump_stats, media::media_error> decode_slice(decoder_state& s) {
   int64_t published_now = 0;
   ingest::pump_options o;
   o.slot_wait = ring_wait;
-  o.should_stop = [until, paced, &published_now] {
-    return monotonic_ns() >= until || (paced && published_now > 0);
+  o.should_stop = [until, paced, &published_now, &s] {
+    return monotonic_ns() >= until || (paced && published_now > 0) ||
+           (s.task.hold_at >= 0 && s.position >= s.task.hold_at && held(s));
   };
   o.on_frame = [&s, &published_now](const media::decoded_frame& f) {
     s.position = f.index + 1;
@@ -169,6 +179,13 @@ void decoder_tick(decoder_self self) {
   auto& s = self->state;
   if (s.finished)
     return;
+  if (held(s)) {
+    // Still alive while held: the node's hang detector hears from us.
+    if (s.rate.due(s.published, monotonic_ns()))
+      self->send(s.node, progress_of(s, actor_state::running));
+    self->delayed_send(self, std::chrono::milliseconds(20), tick_atom::value);
+    return;
+  }
   auto r = decode_slice(s);
   if (!r) {
     decoder_fail(self, r.error().message());

@@ -405,6 +405,8 @@ decoder_task make_decoder_task(const node_state& st, const video_entry& v) {
   t.ring = v.ring->name();
   t.start_frame = v.sup.task().decode_from;  // the coordinator includes the analyzers' pre-roll
   t.pace_fps = st.opt.pace_fps;
+  t.hold_at = st.opt.hold_at;
+  t.hold_until = st.opt.hold_until;
   return t;
 }
 

@@ -42,6 +42,11 @@ struct node_options {
   analysis::analyzer_settings analyzers;         ///< handed to every consumer as it is
   supervision_options supervision;
   double pace_fps = 0;  ///< test only: decoders publish at most this many frames/s (0: off)
+  /// Test only: decoders publish no frame from `hold_at` on until the file
+  /// `hold_until` exists (-1: off). A test holds a video mid-way this way
+  /// instead of racing a pace.
+  int64_t hold_at = -1;
+  std::string hold_until;
   /// TLS to the coordinator (all empty: plaintext). With TLS the node answers
   /// the coordinator's challenge with its certificate and a signature.
   tls_files tls;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -67,6 +68,7 @@ struct node_config : caf::actor_system_config {
   uint32_t restart_window_s = static_cast<uint32_t>(framehive::default_restart_window.count());
   uint32_t hang_timeout_s = static_cast<uint32_t>(framehive::default_hang_timeout.count());
   uint32_t pace_fps = 0;
+  std::string hold_at;  ///< "FRAME:FILE"
   framehive::tls_files tls;
   std::vector<std::string> allowed_protocols = framehive::node_options{}.allowed_protocols;
   std::vector<std::string> allowed_roots;
@@ -107,8 +109,10 @@ struct node_config : caf::actor_system_config {
         .add(clips_merge_gap_s, "clips-merge-gap-s", "clips: a pause up to this many seconds joins two segments")
         .add(clips_min_length_s, "clips-min-length-s", "clips: segments shorter than this (seconds) are no clip")
         .add(clips_crf, "clips-crf", "clips: x264 quality, 0-51 (lower: better and bigger; 18: visually lossless)");
-    opt_group{custom_options_, "testing"}.add(
-        pace_fps, "pace-fps", "TESTS ONLY: decoders publish at most this many frames per second (0: off)");
+    opt_group{custom_options_, "testing"}
+        .add(pace_fps, "pace-fps", "TESTS ONLY: decoders publish at most this many frames per second (0: off)")
+        .add(hold_at, "hold-at",
+             "TESTS ONLY: FRAME:FILE, decoders publish no frame from FRAME on until FILE exists");
     opt_group{custom_options_, "inputs"}
         .add(allowed_protocols, "allowed-protocols",
              "URL schemes a decoder may open (FFmpeg protocol names; a plain path is \"file\")")
@@ -218,6 +222,18 @@ int main(int argc, char** argv) {
     spdlog::warn("fault injection is ON: {}", cfg.faults);
   if (cfg.pace_fps > 0)
     spdlog::warn("test pacing is ON: decoders publish at most {} frames per second", cfg.pace_fps);
+  if (!cfg.hold_at.empty()) {
+    const auto colon = cfg.hold_at.find(':');
+    char* end = nullptr;
+    const long long frame = colon == std::string::npos ? -1 : std::strtoll(cfg.hold_at.c_str(), &end, 10);
+    if (colon == std::string::npos || end != cfg.hold_at.c_str() + colon || frame < 0 || colon + 1 == cfg.hold_at.size()) {
+      spdlog::error("--testing.hold-at={}: not FRAME:FILE", cfg.hold_at);
+      return 2;
+    }
+    o.hold_at = frame;
+    o.hold_until = cfg.hold_at.substr(colon + 1);
+    spdlog::warn("test hold is ON: decoders stop before frame {} until {} exists", o.hold_at, o.hold_until);
+  }
   auto free_shm = framehive::shm::free_bytes(framehive::shm::default_shm_dir).value_or(0);
   o.shm_budget = cfg.shm_budget_mb ? cfg.shm_budget_mb << 20 : free_shm / 2;
   log_transport(cfg, o);

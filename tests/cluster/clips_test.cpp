@@ -154,10 +154,9 @@ TEST_F(Clips, MotionAndClipsCutTheKnownSegmentsIntoFrameExactClipsAndADigest) {
 }
 
 TEST_F(Clips, AWorkerKilledInTheMiddleOfAClipLeavesItCompleteAndExact) {
-  // Paced so that the kill lands inside the first clip (frames 95-204): the
-  // window below is 65 frames, 2.6 s at 25 fps, several of the tree's updates.
+  // Held at frame 150 until the kill: it lands inside the first clip (frames 95-204).
   auto flags = clip_rules;
-  flags.push_back(paced(25));
+  flags.push_back(hold_at(150));
   start_cluster({"n1"}, flags);
   const auto source = make_activity_clip("match.mp4", total_frames, runs);
   const auto job = submit(source + " --analyzers motion,clips");
@@ -177,6 +176,7 @@ TEST_F(Clips, AWorkerKilledInTheMiddleOfAClipLeavesItCompleteAndExact) {
       std::chrono::seconds(60)));
   ASSERT_LT(at, 195) << "the kill must land inside the first clip";
   ASSERT_EQ(::kill(static_cast<pid_t>(victim), SIGKILL), 0);
+  release();
   ASSERT_EQ(wait_job(job), "done");
   const auto log = run_command("cat '" + (dir_ / "n1.log").string() + "'").out;
   EXPECT_NE(log.find("died"), std::string::npos) << "the worker was not restarted";

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <initializer_list>
 #include <map>
 #include <sstream>
@@ -224,6 +225,17 @@ class cluster : public ::testing::Test {
   /// Node flag that makes decoders publish at most `fps` frames per second, so
   /// a test can act on a video while it runs without racing its end.
   static std::string paced(int fps) { return "--testing.pace-fps=" + std::to_string(fps); }
+
+  /// Node flag: decoders publish no frame from `frame` on until release(), so
+  /// a video is held mid-way whatever the machine's speed (a kill, a browser
+  /// or a rogue lands while it runs, certainly).
+  std::string hold_at(int64_t frame) const {
+    return "--testing.hold-at=" + std::to_string(frame) + ":" + (dir_ / "release").string();
+  }
+  /// Lets every held decoder go on.
+  void release() const { std::ofstream(dir_ / "release") << "go\n"; }
+  /// Holds again: decoders that reach the frame from now on wait for the next release().
+  void hold_again() const { std::filesystem::remove(dir_ / "release"); }
 
   // -- TLS (optional; off unless a test calls use_tls()) --------------------------------
 

@@ -2,10 +2,10 @@
 // (SIGKILL), a hung node (SIGSTOP, later SIGCONT). Every job still finishes
 // with per-frame stats identical to a clean run.
 //
-// The nodes decode at a fixed pace (paced_fps): a 900-frame clip then runs
-// for 900 / paced_fps seconds whatever the machine's speed, so the test's
-// kill always lands while the video runs (unpaced, a fast machine finished
-// the clip before the test could stop the node).
+// The nodes' decoders wait at frame held_at until the test releases them,
+// so the test's kill always lands while the video runs, whatever the
+// machine's speed (unheld, a fast machine finished the clip before the test
+// could stop the node; paced, a slow one could miss the window).
 
 #include <csignal>
 
@@ -16,7 +16,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int paced_fps = 100;
+constexpr int held_at = 450;  ///< of the 900-frame clips
 
 class Failover : public cluster {
  protected:
@@ -37,8 +37,10 @@ class Failover : public cluster {
 
   /// The clip's per-frame stats from a job with no faults, in this cluster.
   std::vector<std::pair<double, double>> clean_run(const std::string& clip) {
+    release();
     const auto job = submit(clip + " --analyzers stats");
     EXPECT_EQ(wait_job(job), "done");
+    hold_again();  // the next job waits at held_at
     return stats_of(job);
   }
 
@@ -53,7 +55,7 @@ class Failover : public cluster {
 }  // namespace
 
 TEST_F(Failover, KilledCoordinatorComesBackAndTheJobFinishesWithNothingLost) {
-  start_cluster({"n1"}, {paced(paced_fps)});
+  start_cluster({"n1"}, {hold_at(held_at)});
   const auto clip = make_clip("clip.mp4", 30, 30, "640x360");
   const auto clean = clean_run(clip);
   ASSERT_EQ(clean.size(), 900u);
@@ -61,6 +63,7 @@ TEST_F(Failover, KilledCoordinatorComesBackAndTheJobFinishesWithNothingLost) {
   ASSERT_FALSE(running_node(job, 100).empty());
   coordinator_.kill(SIGKILL);
   coordinator_.wait();
+  release();
   start_coordinator();  // same port, same job store
   ASSERT_TRUE(wait_until([&] { return cli("nodes").code == 0; }, std::chrono::seconds(20)));
   ASSERT_EQ(wait_job(job), "done");
@@ -71,7 +74,7 @@ TEST_F(Failover, KilledCoordinatorComesBackAndTheJobFinishesWithNothingLost) {
 }
 
 TEST_F(Failover, KilledNodesVideoFinishesOnAnotherNodeWithIdenticalStats) {
-  start_cluster({"n1", "n2"}, {paced(paced_fps)});
+  start_cluster({"n1", "n2"}, {hold_at(held_at)});
   const auto clip = make_clip("clip.mp4", 30, 30, "640x360");
   const auto clean = clean_run(clip);
   const auto job = submit(clip + " --analyzers stats,motion");
@@ -79,6 +82,7 @@ TEST_F(Failover, KilledNodesVideoFinishesOnAnotherNodeWithIdenticalStats) {
   ASSERT_FALSE(victim.empty());
   nodes_[victim].kill(SIGKILL);
   nodes_[victim].wait();
+  release();
   ASSERT_EQ(wait_job(job), "done");
   expect_same_stats(clean, stats_of(job));
   const json r = cli_json("results " + std::to_string(job) + " --json");
@@ -87,13 +91,14 @@ TEST_F(Failover, KilledNodesVideoFinishesOnAnotherNodeWithIdenticalStats) {
 }
 
 TEST_F(Failover, HungNodeIsDeclaredDeadFencedAndItsLateResultsRefused) {
-  start_cluster({"n1", "n2"}, {paced(paced_fps)});
+  start_cluster({"n1", "n2"}, {hold_at(held_at)});
   const auto clip = make_clip("clip.mp4", 30, 30, "640x360");
   const auto clean = clean_run(clip);
   const auto job = submit(clip + " --analyzers stats");
   const std::string victim = running_node(job, 100);
   ASSERT_FALSE(victim.empty());
   nodes_[victim].kill(SIGSTOP);
+  release();
   ASSERT_EQ(wait_job(job), "done");  // heartbeats: declared dead after the connection timeout
   nodes_[victim].kill(SIGCONT);
   // The woken node learns its assignment was revoked and drops the video.
@@ -117,7 +122,7 @@ TEST_F(Failover, ACoordinatorLostWithBatchesUnansweredFreesItsNodesConsumersAtOn
   const uint16_t node_metrics = free_port();
   coordinator_flags_ = {};
   start_coordinator();
-  start_node("n1", 2, 1024, {paced(30), "--metrics.port=" + std::to_string(node_metrics)});  // 12 s of video
+  start_node("n1", 2, 1024, {hold_at(180), "--metrics.port=" + std::to_string(node_metrics)});
   ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)));
   const auto clip = make_clip("clip.mp4", 12, 30, "320x240");
   const auto clean = clean_run(clip);
@@ -126,7 +131,8 @@ TEST_F(Failover, ACoordinatorLostWithBatchesUnansweredFreesItsNodesConsumersAtOn
   ASSERT_FALSE(running_node(job, 30).empty());
 
   coordinator_.kill(SIGSTOP);
-  // A stopped coordinator answers nothing: once a message is out, it stays out.
+  release();  // frames 180 on: new batches, for a coordinator that answers nothing
+  // Once a message is out, it stays out.
   ASSERT_TRUE(wait_until([&] { return metric_sum(node_metrics, "framehive_result_batches_unanswered") > 0; },
                          std::chrono::seconds(30)))
       << "the node sent no result batches while the coordinator was stopped";

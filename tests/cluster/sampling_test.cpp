@@ -139,8 +139,8 @@ TEST_F(Cluster, SamplingMistakesAreUsageErrorsNamingTheText) {
 }
 
 TEST_F(Cluster, KilledWorkerMidVideoLeavesEverySampledFrameSetExact) {
-  // Paced, so the kill lands while the decoder runs.
-  start_cluster({"n1"}, {paced(100)});
+  // Held at frame 150 until the kill, so it lands while the decoder runs.
+  start_cluster({"n1"}, {hold_at(150)});
   const auto clip = make_clip("long.mp4", 12, fps, "640x360");
   const int64_t total = ffprobe_frame_count(clip);
   const auto job = submit(clip + " --analyzers " + analyzers);
@@ -155,6 +155,7 @@ TEST_F(Cluster, KilledWorkerMidVideoLeavesEverySampledFrameSetExact) {
       },
       std::chrono::seconds(30)));
   ASSERT_EQ(::kill(static_cast<pid_t>(victim), SIGKILL), 0);
+  release();
   ASSERT_EQ(wait_job(job), "done");
   const auto r = cli_json("results " + std::to_string(job) + " --json --frames");
   const auto& v = r["videos"][0];
@@ -163,11 +164,13 @@ TEST_F(Cluster, KilledWorkerMidVideoLeavesEverySampledFrameSetExact) {
 }
 
 TEST_F(Cluster, KilledNodeResumesElsewhereWithTheSameSampledFramesOnAVariableRateClip) {
-  start_cluster({"n1", "n2"}, {paced(50)});  // 12 s a run: the kill lands mid-video on a loaded machine too
+  start_cluster({"n1", "n2"}, {hold_at(300)});  // the second run waits mid-video until released
   const auto clip = make_vfr_clip("vfr.mkv", 600);
   const std::string sampled = "stats,stats.fast/5,touch@5fps,touch.slow@2fps";
+  release();
   const auto clean_job = submit(clip + " --analyzers " + sampled);
   ASSERT_EQ(wait_job(clean_job), "done");
+  hold_again();
   const auto clean = frame_sets(clean_job);
   ASSERT_EQ(clean.at("stats").size(), 600u);
   // The rule, from the stored timestamps (ms): the first frame of each 1/N s.
@@ -200,6 +203,7 @@ TEST_F(Cluster, KilledNodeResumesElsewhereWithTheSameSampledFramesOnAVariableRat
       std::chrono::seconds(30)));
   nodes_[victim].kill(SIGKILL);
   nodes_[victim].wait();
+  release();
   ASSERT_EQ(wait_job(job), "done");
   EXPECT_EQ(frame_sets(job), clean);
   EXPECT_NE(cli_json("results " + std::to_string(job) + " --json")["videos"][0]["node"], victim);

@@ -222,13 +222,14 @@ TEST_F(Tls, WithTlsCoordinatorBindsAsGiven) {
 TEST_F(Tls, DeleteRemovesAFinishedJobAndRefusesARunningOne) {
   use_tls();
   start_coordinator();
-  start_node("n1", 2, 1024, {paced(5)});
+  start_node("n1", 2, 1024, {hold_at(30)});  // running until released
   ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, 30s));
-  const auto clip = make_clip("clip.mp4", 4);  // 60 frames: 12 s at 5 fps, for two TLS CLI calls while it runs
+  const auto clip = make_clip("clip.mp4", 4);  // 60 frames
 
   const auto running = submit("'" + clip + "' --analyzers stats");
   ASSERT_TRUE(wait_until([&] { return cli_json("status " + std::to_string(running) + " --json")["state"] == "running"; }, 30s));
   EXPECT_EQ(cli("delete " + std::to_string(running)).code, 2) << cli_stderr();
+  release();
   EXPECT_EQ(wait_job(running), "done");
 
   EXPECT_EQ(cli("delete " + std::to_string(running)).code, 0) << cli_stderr();
