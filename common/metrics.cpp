@@ -54,6 +54,9 @@ coordinator_metrics::coordinator_metrics(prometheus::Registry& r)
                         .Register(r),
                     "analyzer"),
       result_batches(counter(r, "framehive_result_batches_total", "Result batches stored")),
+      result_messages(counter(r, "framehive_result_messages_total",
+                              "Messages of result batches received from nodes (batches that queue on a node "
+                              "leave in one message)")),
       batch_commit_seconds(BuildHistogram()
                                .Name("framehive_result_batch_commit_seconds")
                                .Help("Time to upsert one result batch into the job store")
@@ -116,7 +119,9 @@ node_metrics::node_metrics(prometheus::Registry& r)
       consumer_lag_max(gauge(r, "framehive_consumer_lag_frames_max",
                              "Largest lag of a consumer behind its decoder on this node, in frames")),
       batches_unanswered(gauge(r, "framehive_result_batches_unanswered",
-                               "Result batches sent to the coordinator in the message in flight, not yet answered")) {}
+                               "Result batches sent to the coordinator in the message in flight, not yet answered")),
+      batches_waiting(gauge(r, "framehive_result_batches_waiting",
+                            "Result batches waiting on this node for the message in flight to be answered")) {}
 
 void node_metrics::progress(const actor_progress& before, const actor_progress& after) {
   const bool same_instance =

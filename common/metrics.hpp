@@ -66,6 +66,7 @@ struct coordinator_metrics {
   labelled<prometheus::Gauge> videos;           ///< framehive_videos{state}
   labelled<prometheus::Counter> frames_stored;  ///< framehive_frames_stored_total{analyzer=kind}
   prometheus::Counter& result_batches;
+  prometheus::Counter& result_messages;
   prometheus::Histogram& batch_commit_seconds;
   labelled<prometheus::Counter> refusals;  ///< framehive_refusals_total{reason}
   prometheus::Counter& upload_bytes;
@@ -96,6 +97,7 @@ struct node_metrics {
   prometheus::Gauge& ring_fill_max;
   prometheus::Gauge& consumer_lag_max;
   prometheus::Gauge& batches_unanswered;
+  prometheus::Gauge& batches_waiting;
 
   /// A decoder's or consumer's progress as the supervisor kept it before and
   /// after a report: the frames decoded and redelivered since. Counts in a

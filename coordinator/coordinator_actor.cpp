@@ -920,6 +920,8 @@ caf::expected<batch_ack> store_batch(coord_ptr self, result_batch& b) {
 
 caf::result<batch_ack> handle_batch(coord_ptr self, result_batch& b) {
   auto& st = self->state;
+  if (st.options.metrics)
+    st.options.metrics->result_messages.Increment();
   const uint64_t upsert_ns = st.clock.now_ns();
   auto ack = store_batch(self, b);
   if (!ack) {
@@ -939,6 +941,8 @@ caf::result<batch_ack> handle_batch(coord_ptr self, result_batch& b) {
 
 caf::result<batch_outcomes> handle_batches(coord_ptr self, result_batches& m) {
   auto& st = self->state;
+  if (st.options.metrics)
+    st.options.metrics->result_messages.Increment();
   if (const auto limit = st.gate->limits().max_batches_per_message; m.batches.size() > limit)
     return refuse(self,
                   refusal{errc::over_limit, "max_batches_per_message",

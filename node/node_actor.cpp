@@ -1273,10 +1273,12 @@ void on_batch_refused(node_ptr self, uint64_t video, uint64_t epoch, const caf::
 
 void send_batches(node_ptr self);
 
-/// The metric of the batches in the message in flight.
+/// The metrics of the batches in the message in flight and of those waiting behind it.
 void unanswered(node_state& st, std::size_t batches) {
-  if (auto* m = st.opt.metrics.get())
+  if (auto* m = st.opt.metrics.get()) {
     m->batches_unanswered.Set(static_cast<double>(batches));
+    m->batches_waiting.Set(static_cast<double>(st.outbox.size()));
+  }
 }
 
 /// Answers one batch: `error` (refused, or the whole message failed) or its ack.
@@ -1300,6 +1302,7 @@ void send_batches(node_ptr self) {
   if (!st.registered) {
     for (auto& o : std::exchange(st.outbox, {}))
       o.promise.deliver(make_error(errc::unavailable, "coordinator not connected"));
+    unanswered(st, 0);
     return;
   }
   auto sent = std::make_shared<std::vector<outgoing_batch>>();
@@ -1353,6 +1356,8 @@ caf::result<batch_ack> on_result_batch(node_ptr self, result_batch& b) {
   auto rp = self->make_response_promise<batch_ack>();
   st.outbox.push_back(outgoing_batch{std::move(b), rp});  // they leave in the order they arrive
   send_batches(self);
+  if (auto* m = st.opt.metrics.get())
+    m->batches_waiting.Set(static_cast<double>(st.outbox.size()));
   return rp;
 }
 

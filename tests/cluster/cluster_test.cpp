@@ -349,3 +349,45 @@ TEST_F(Cluster, InputNameThatIsNotUtf8IsAnalysedShownAndSurvivesACoordinatorRest
   const auto next = submit(make_clip("after.mp4", 1, 15) + " --analyzers stats");
   EXPECT_EQ(wait_job(next), "done");
 }
+
+TEST_F(Cluster, ResultBatchesThatQueueOnANodeLeaveTogetherInOneMessage) {
+  // A node keeps one message of result batches in flight; what its consumers
+  // send meanwhile queues and leaves in the next message, together. Held at
+  // frame 60 until everything before is stored, then the coordinator stops
+  // answering (SIGSTOP) while the frames after come: batches queue behind the
+  // unanswered message, and once it answers they reach it as one message.
+  const uint16_t coordinator_metrics = free_port();
+  uint16_t node_metrics = free_port();
+  while (node_metrics == coordinator_metrics)
+    node_metrics = free_port();
+  coordinator_flags_ = {"--metrics.port=" + std::to_string(coordinator_metrics)};
+  start_coordinator();
+  start_node("n1", 2, 1024, {hold_at(60), "--metrics.port=" + std::to_string(node_metrics)});
+  ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)));
+  const auto clip = make_clip("clip.mp4", 8, 15);  // 120 frames
+  const auto job = submit(clip + " --analyzers stats,motion,touch,touch.b");
+  ASSERT_TRUE(wait_until(
+      [&] { return metric_sum(coordinator_metrics, "framehive_frames_stored_total") == 4 * 60; },
+      std::chrono::seconds(60)))
+      << metric_sum(coordinator_metrics, "framehive_frames_stored_total") << " results stored";
+  const double messages_before = metric_sum(coordinator_metrics, "framehive_result_messages_total");
+  const double batches_before = metric_sum(coordinator_metrics, "framehive_result_batches_total");
+  ASSERT_GT(batches_before, 0);
+
+  coordinator_.kill(SIGSTOP);
+  release();
+  // Four consumers, up to two batches each in flight: one message goes out and
+  // stays unanswered, the next batches wait behind it.
+  const bool queued = wait_until(
+      [&] { return metric_sum(node_metrics, "framehive_result_batches_waiting") >= 3; }, std::chrono::seconds(30));
+  coordinator_.kill(SIGCONT);
+  ASSERT_TRUE(queued) << "no batches queued behind the unanswered message";
+  ASSERT_EQ(wait_job(job), "done");
+  const double messages = metric_sum(coordinator_metrics, "framehive_result_messages_total") - messages_before;
+  const double batches = metric_sum(coordinator_metrics, "framehive_result_batches_total") - batches_before;
+  EXPECT_GE(batches - messages, 2) << batches << " batches in " << messages << " messages";
+  EXPECT_EQ(metric_sum(coordinator_metrics, "framehive_frames_stored_total"), 4 * 120);
+  const json r = cli_json("results " + std::to_string(job) + " --json --frames");
+  for (const char* an : {"stats", "motion", "touch", "touch.b"})
+    expect_one_result_per_frame(r["videos"][0]["analyzers"][an], 120, an);
+}
