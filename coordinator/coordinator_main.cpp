@@ -11,6 +11,8 @@
 // Protected mode: without TLS material it listens on 127.0.0.1 only, whatever
 // --bind says, unless --insecure is given (then it warns at every start).
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 
@@ -41,6 +43,8 @@ struct coordinator_config : caf::actor_system_config {
   framehive::blob_limits storage;
   framehive::metrics_options metrics{"127.0.0.1", framehive::default_coordinator_metrics_port};
   framehive::web_options web{"127.0.0.1", framehive::default_web_port};
+  uint32_t web_handshake_timeout_ms = 10'000;
+  uint32_t web_idle_timeout_ms = 60'000;
   uint64_t max_node_shm_gb = limits.max_node_shm_bytes >> 30;
   uint32_t group_commit_linger_us = 1000;
   coordinator_config() {
@@ -67,7 +71,11 @@ struct coordinator_config : caf::actor_system_config {
         .add(web.port, "port", "port of the web view / and its JSON API /api/ (0: none)")
         .add(web.bind, "bind",
              "address of the web view (127.0.0.1: plain HTTP, this machine only; any other address: HTTPS with "
-             "--tls.*, admitting only client certificates of the cluster CA)");
+             "--tls.*, admitting only client certificates of the cluster CA)")
+        .add(web_handshake_timeout_ms, "handshake-timeout-ms",
+             "HTTPS view: milliseconds from a connection to its finished TLS handshake")
+        .add(web_idle_timeout_ms, "idle-timeout-ms",
+             "HTTPS view: milliseconds for a request to arrive, and again for its answer to be taken");
     framehive::configure_network(*this);
   }
 
@@ -211,6 +219,8 @@ int main(int argc, char** argv) {
   if (cfg.web.port != 0) {
     auto web_options = cfg.web;
     web_options.certificates = cfg.tls;  // used beyond loopback only
+    web_options.handshake_timeout = std::chrono::milliseconds(std::max(1u, cfg.web_handshake_timeout_ms));
+    web_options.idle_timeout = std::chrono::milliseconds(std::max(1u, cfg.web_idle_timeout_ms));
     auto w = framehive::web_view::start(
         web_options, framehive::ask_coordinator(sys, coord, std::chrono::seconds(3)));
     if (!w) {

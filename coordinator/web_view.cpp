@@ -209,14 +209,20 @@ result<std::unique_ptr<web_view>, std::string> web_view::start(const web_options
     if (!o.certificates.enabled())
       return refuse_without_certificates(o);
     web_queries* q = v->queries_.get();  // outlives tls_: destroyed after it
-    auto server = web_tls_server::start(o.bind, o.port, o.certificates, [q](const http_request& req) {
-      try {
-        return route(*q, req, host_check::none).bytes;
-      } catch (const std::exception& e) {
-        spdlog::error("web view: {}", e.what());
-        return respond_error(500, "internal error").bytes;
-      }
-    });
+    web_tls_limits limits;
+    limits.handshake_timeout = o.handshake_timeout;
+    limits.idle_timeout = o.idle_timeout;
+    auto server = web_tls_server::start(
+        o.bind, o.port, o.certificates,
+        [q](const http_request& req) {
+          try {
+            return route(*q, req, host_check::none).bytes;
+          } catch (const std::exception& e) {
+            spdlog::error("web view: {}", e.what());
+            return respond_error(500, "internal error").bytes;
+          }
+        },
+        limits);
     if (!server)
       return "web view on https://" + o.bind + ":" + std::to_string(o.port) + "/: " + server.error();
     v->port_ = (*server)->port();

@@ -19,6 +19,7 @@
 // coordinator costs an HTTP 503, never a server thread. The JSON is
 // cli/render's, the one place the query replies become text.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -43,6 +44,10 @@ struct web_options {
   /// where the view is HTTPS with this certificate and admits only clients
   /// with a certificate of this CA. Not used on loopback.
   tls_files certificates{};
+  /// HTTPS only: from accept to a finished handshake, and (after it) for the
+  /// whole request head to arrive, then for the whole answer to be taken.
+  std::chrono::milliseconds handshake_timeout = web_tls_limits{}.handshake_timeout;
+  std::chrono::milliseconds idle_timeout = web_tls_limits{}.idle_timeout;
 };
 
 /// Why a query has no answer, as HTTP tells it.

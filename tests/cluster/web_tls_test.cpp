@@ -489,17 +489,19 @@ TEST_F(WebTls, GarbagePlainHttpAndSilentPeersAreClosedAndLoggedOnceWhileTheViewS
 }
 
 TEST_F(WebTls, ConnectionsBeyondTheLimitAreClosedAtOnceAndServedAgainBelowIt) {
-  start_coordinator_in_ns(web_flags());
+  // A handshake deadline of 10 minutes: no silent peer ends before the test does.
+  auto flags = web_flags();
+  flags.push_back("--web.handshake-timeout-ms=600000");
+  start_coordinator_in_ns(flags);
   ASSERT_TRUE(wait_https()) << get("/api/nodes").error;
 
-  // 64 silent peers take every connection (none ends before the 10 s handshake timeout).
+  // 64 silent peers take every connection.
   constexpr std::size_t limit = 64;
   std::vector<ns_socket> held;
   for (std::size_t i = 0; i < limit; ++i) {
     held.push_back(connect_raw());
     ASSERT_TRUE(held.back().ok());
   }
-  const auto filled = std::chrono::steady_clock::now();
   // Accepted in order: each further peer is closed at once.
   for (int i = 0; i < 4; ++i) {
     auto extra = connect_raw();
@@ -508,7 +510,6 @@ TEST_F(WebTls, ConnectionsBeyondTheLimitAreClosedAtOnceAndServedAgainBelowIt) {
   }
   const auto refused = get("/api/status");
   EXPECT_EQ(refused.status, 0) << "served beyond the limit";
-  ASSERT_LT(std::chrono::steady_clock::now() - filled, 8s) << "too slow to tell the limit from the timeout";
   std::size_t open = 0;
   for (auto& s : held)
     open += s.closed_now() ? 0 : 1;
@@ -523,7 +524,11 @@ TEST_F(WebTls, ConnectionsBeyondTheLimitAreClosedAtOnceAndServedAgainBelowIt) {
 }
 
 TEST_F(WebTls, StopsWithinSecondsWhilePeersHoldConnectionsOpen) {
-  start_coordinator_in_ns(web_flags());
+  // Deadlines of 10 minutes: a stop that waited for them could not pass.
+  auto flags = web_flags();
+  flags.push_back("--web.handshake-timeout-ms=600000");
+  flags.push_back("--web.idle-timeout-ms=600000");
+  start_coordinator_in_ns(flags);
   ASSERT_TRUE(wait_https()) << get("/api/nodes").error;
   std::vector<ns_socket> held;
   for (int i = 0; i < 20; ++i) {
@@ -531,7 +536,7 @@ TEST_F(WebTls, StopsWithinSecondsWhilePeersHoldConnectionsOpen) {
     ASSERT_TRUE(held.back().ok());
   }
   // And a client of the cluster whose handshake is done and whose request
-  // never comes (the idle timeout is 60 s): openssl s_client, which with
+  // never comes: openssl s_client, which with
   // -ign_eof sends nothing and ends only when the server closes.
   const auto s_client_log = dir_ / "s_client.txt";
   std::string err;
@@ -544,16 +549,15 @@ TEST_F(WebTls, StopsWithinSecondsWhilePeersHoldConnectionsOpen) {
       &err, s_client_log.string());
   ASSERT_TRUE(waiting) << err;
   ASSERT_TRUE(wait_until(
-      [&] { return file_has_line_starting(s_client_log.string(), "SSL handshake has read"); }, 10s))
+      [&] { return file_has_line_starting(s_client_log.string(), "SSL handshake has read"); }, 30s))
       << run_command("cat '" + s_client_log.string() + "'").out;
   for (auto& s : held)
     ASSERT_FALSE(s.closed_now()) << "a silent peer was closed before the stop";
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(coordinator_.kill(SIGTERM));
-  const auto status = coordinator_.wait_for(15s);
-  ASSERT_TRUE(status) << "the coordinator did not stop within 15 s";
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 8s)
-      << "stopping waited for the peers' timeouts (10 s handshake, 60 s idle)";
+  const auto status = coordinator_.wait_for(30s);
+  ASSERT_TRUE(status) << "the coordinator did not stop within 30 s";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 15s) << "stopping waited for the peers";
   EXPECT_TRUE(status->success()) << status->describe();
   for (auto& s : held)
     EXPECT_TRUE(s.closed_by_peer_within(2s));
