@@ -148,7 +148,6 @@ caf::error no_job(uint64_t job) {
 // commits on its own, as before, and nothing read by another handler is
 // uncommitted.
 
-/// Commits the open group and answers its batches (all with an error if the commit failed).
 /// Answers a grouped request with its outcomes: all of them for a message of
 /// batches, the one ack or error for a single batch.
 void answer(grouped_batch& g) {
@@ -161,6 +160,7 @@ void answer(grouped_batch& g) {
     g.one.deliver(std::move(outs[0].ack));
 }
 
+/// Commits the open group and answers its batches (all with an error if the commit failed).
 void commit_group(coord_ptr self) {
   auto& st = self->state;
   if (!st.group)
@@ -547,9 +547,8 @@ caf::result<job_status> handle_cancel(coord_ptr self, uint64_t job) {
     return storage_error(r.error());
   record_event(st, job, 0, "cancelled", "");
   std::vector<uint64_t> ids;
-  for (const auto& v : *videos) {
+  for (const auto& v : *videos)
     ids.push_back(v.id);
-  }
   carry_out(self, st.sched->on_cancel(ids));
   refresh_state_metrics(st, true);
   log_about(spdlog::level::info, about_job(job), "coordinator: job {} cancelled", job);

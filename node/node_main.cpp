@@ -225,8 +225,10 @@ int main(int argc, char** argv) {
   if (!cfg.hold_at.empty()) {
     const auto colon = cfg.hold_at.find(':');
     char* end = nullptr;
-    const long long frame = colon == std::string::npos ? -1 : std::strtoll(cfg.hold_at.c_str(), &end, 10);
-    if (colon == std::string::npos || end != cfg.hold_at.c_str() + colon || frame < 0 || colon + 1 == cfg.hold_at.size()) {
+    const long long frame = std::strtoll(cfg.hold_at.c_str(), &end, 10);
+    const bool well_formed = colon != std::string::npos && colon > 0 && end == cfg.hold_at.c_str() + colon &&
+                             frame >= 0 && colon + 1 < cfg.hold_at.size();
+    if (!well_formed) {
       spdlog::error("--testing.hold-at={}: not FRAME:FILE", cfg.hold_at);
       return 2;
     }

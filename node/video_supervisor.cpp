@@ -119,14 +119,14 @@ supervisor_commands video_supervisor::on_progress(const actor_progress& p) {
     case actor_state::waiting:
     case actor_state::done:
       break;
-    case actor_state::failed:
+    case actor_state::failed: {
       r->last = p;
       r->state = actor_state::failed;
-      // The reason names the input: a decoder's does already, a consumer's may not.
-      return report(video_outcome::failed,
-                    p.error.empty()                                   ? task_.input + ": " + role_name(*r) + " failed"
-                    : p.error.find(task_.input) == std::string::npos ? task_.input + ": " + p.error
-                                                                      : p.error);
+      std::string why = p.error.empty() ? role_name(*r) + " failed" : p.error;
+      if (why.find(task_.input) == std::string::npos)
+        why = task_.input + ": " + why;  // the reason names the input (a decoder's does already)
+      return report(video_outcome::failed, std::move(why));
+    }
     default:
       return {};  // not a state a decoder or consumer reports
   }
