@@ -161,8 +161,7 @@ result<ingest::pump_stats, media::media_error> decode_slice(decoder_state& s) {
   ingest::pump_options o;
   o.slot_wait = ring_wait;
   o.should_stop = [until, paced, &published_now, &s] {
-    return monotonic_ns() >= until || (paced && published_now > 0) ||
-           (s.task.hold_at >= 0 && s.position >= s.task.hold_at && held(s));
+    return monotonic_ns() >= until || (paced && published_now > 0) || held(s);
   };
   o.on_frame = [&s, &published_now](const media::decoded_frame& f) {
     s.position = f.index + 1;

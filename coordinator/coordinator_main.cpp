@@ -43,8 +43,8 @@ struct coordinator_config : caf::actor_system_config {
   framehive::blob_limits storage;
   framehive::metrics_options metrics{"127.0.0.1", framehive::default_coordinator_metrics_port};
   framehive::web_options web{"127.0.0.1", framehive::default_web_port};
-  uint32_t web_handshake_timeout_ms = 10'000;
-  uint32_t web_idle_timeout_ms = 60'000;
+  uint32_t web_handshake_timeout_ms = static_cast<uint32_t>(web.handshake_timeout.count());
+  uint32_t web_idle_timeout_ms = static_cast<uint32_t>(web.idle_timeout.count());
   uint64_t max_node_shm_gb = limits.max_node_shm_bytes >> 30;
   uint32_t group_commit_linger_us = 1000;
   coordinator_config() {

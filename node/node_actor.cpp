@@ -1273,10 +1273,10 @@ void on_batch_refused(node_ptr self, uint64_t video, uint64_t epoch, const caf::
 
 void send_batches(node_ptr self);
 
-/// The metrics of the batches in the message in flight and of those waiting behind it.
-void unanswered(node_state& st, std::size_t batches) {
+/// The gauges of the batches in the message in flight and of those waiting behind it.
+void batch_gauges(node_state& st) {
   if (auto* m = st.opt.metrics.get()) {
-    m->batches_unanswered.Set(static_cast<double>(batches));
+    m->batches_unanswered.Set(static_cast<double>(st.in_flight ? st.in_flight->size() : 0));
     m->batches_waiting.Set(static_cast<double>(st.outbox.size()));
   }
 }
@@ -1302,7 +1302,7 @@ void send_batches(node_ptr self) {
   if (!st.registered) {
     for (auto& o : std::exchange(st.outbox, {}))
       o.promise.deliver(make_error(errc::unavailable, "coordinator not connected"));
-    unanswered(st, 0);
+    batch_gauges(st);
     return;
   }
   auto sent = std::make_shared<std::vector<outgoing_batch>>();
@@ -1313,7 +1313,7 @@ void send_batches(node_ptr self) {
     st.outbox.pop_front();
   }
   st.in_flight = sent;
-  unanswered(st, sent->size());
+  batch_gauges(st);
   const uint64_t sent_ns = st.clock.now_ns();
   self->request(st.coord, request_timeout, std::move(msg))
       .then(
@@ -1328,7 +1328,7 @@ void send_batches(node_ptr self) {
                                                                                  "misses this batch")},
                            sent_ns);
             self->state.in_flight = nullptr;
-            unanswered(self->state, 0);
+            batch_gauges(self->state);
             send_batches(self);
           },
           [self, sent, sent_ns](caf::error& e) {
@@ -1337,7 +1337,7 @@ void send_batches(node_ptr self) {
             for (auto& o : *sent)
               answer_batch(self, o, batch_outcome{{}, e}, sent_ns);
             self->state.in_flight = nullptr;
-            unanswered(self->state, 0);
+            batch_gauges(self->state);
             send_batches(self);
           });
 }
@@ -1356,8 +1356,7 @@ caf::result<batch_ack> on_result_batch(node_ptr self, result_batch& b) {
   auto rp = self->make_response_promise<batch_ack>();
   st.outbox.push_back(outgoing_batch{std::move(b), rp});  // they leave in the order they arrive
   send_batches(self);
-  if (auto* m = st.opt.metrics.get())
-    m->batches_waiting.Set(static_cast<double>(st.outbox.size()));
+  batch_gauges(st);
   return rp;
 }
 
@@ -1452,8 +1451,8 @@ void on_down(node_ptr self, const caf::down_msg& dm) {
     if (auto sent = std::exchange(st.in_flight, nullptr))
       for (auto& o : *sent)
         o.promise.deliver(make_error(errc::unavailable, "coordinator lost with the batch unanswered"));
-    unanswered(st, 0);
     send_batches(self);  // not registered: what waits in the outbox is answered likewise
+    batch_gauges(st);
     self->delayed_send(self, st.reconnect.next(), connect_to_atom::value);
     return;
   }

@@ -48,13 +48,6 @@ nlohmann::json api(uint16_t port, const std::string& path) {
   return j;
 }
 
-bool file_contains(const std::filesystem::path& file, const std::string& text) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str().find(text) != std::string::npos;
-}
-
 /// Headless Chromium, run once with --dump-dom. It talks to loopback only: every
 /// host name fails to resolve and everything but loopback goes to a proxy
 /// that does not exist; its profile, cache and crash reports stay in `dir`.
@@ -196,6 +189,10 @@ std::string error_shown(const std::string& dom) {
 
 class WebView : public cluster {
  protected:
+  bool coordinator_logged(const std::string& text) const {
+    return file_has_line_containing((dir_ / "coordinator.log").string(), text);
+  }
+
   /// Three different free ports: web view, coordinator metrics, node metrics.
   void pick_ports() {
     web_port_ = free_port();
@@ -336,12 +333,11 @@ TEST_F(WebView, AnAddressBeyondLoopbackWithoutCertificatesIsRefusedAndTheCoordin
   start_node("n1", 1, 256, {"--metrics.port=0"});
   ASSERT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)))
       << "the coordinator did not run on";
-  EXPECT_TRUE(file_contains(dir_ / "coordinator.log", "web view: not starting on 0.0.0.0:" + std::to_string(web_port_)));
+  EXPECT_TRUE(coordinator_logged("web view: not starting on 0.0.0.0:" + std::to_string(web_port_)));
   // The refusal says what to pass.
-  EXPECT_TRUE(file_contains(dir_ / "coordinator.log", "must be HTTPS with the cluster's certificates"));
-  EXPECT_TRUE(file_contains(dir_ / "coordinator.log",
-                            "--tls.ca=DIR/ca.crt --tls.cert=DIR/NAME.crt --tls.key=DIR/NAME.key"));
-  EXPECT_TRUE(file_contains(dir_ / "coordinator.log", "running without the web view"));
+  EXPECT_TRUE(coordinator_logged("must be HTTPS with the cluster's certificates"));
+  EXPECT_TRUE(coordinator_logged("--tls.ca=DIR/ca.crt --tls.cert=DIR/NAME.crt --tls.key=DIR/NAME.key"));
+  EXPECT_TRUE(coordinator_logged("running without the web view"));
   EXPECT_EQ(cli_json("nodes --json")["nodes"].size(), 1u) << "the coordinator stopped serving the cluster";
   EXPECT_EQ(http_get(web_port_, "/").status, 0) << "something listens on the refused web port";
 }
@@ -362,7 +358,7 @@ TEST_F(WebView, APortTakenCostsTheWebViewNotTheCoordinator) {
   start_node("n1", 1, 256, {"--metrics.port=0"});
   EXPECT_TRUE(wait_until([&] { return registered_nodes() == 1; }, std::chrono::seconds(30)))
       << "the coordinator did not run on";
-  EXPECT_TRUE(file_contains(dir_ / "coordinator.log", "running without the web view"));
+  EXPECT_TRUE(coordinator_logged("running without the web view"));
   ::close(holder);
 }
 
